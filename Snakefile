@@ -1,0 +1,20 @@
+# asdflow: anomalous sound detection from raw audio to result tables (see README.md).
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/features.smk"
+include: "rules/baseline.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    input:
+        "results/tables/results.md",
+        "results/tables/results.csv",

@@ -1,0 +1,27 @@
+# The log-mel k-NN baseline: pooled log-mel statistics, cosine distance to the nearest normal
+# training clip of the same machine type (both domains in the bank).
+
+
+rule score_logmel_knn:
+    input:
+        train="results/features/{dataset}/{machine}/train.npy",
+        test="results/features/{dataset}/{machine}/test.npy",
+        stats="results/features/norm_stats.json",
+    output:
+        scores="results/scores/logmel_knn/{dataset}/anomaly_score_{machine}_section_00_test.csv",
+        decisions="results/scores/logmel_knn/{dataset}/decision_result_{machine}_section_00_test.csv",
+    log:
+        "logs/scores/logmel_knn/{dataset}/{machine}.log",
+    params:
+        features_dir="results/features/{dataset}/{machine}",
+        out_dir="results/scores/logmel_knn/{dataset}",
+        k=config["baseline"]["k"],
+        quantile=config["baseline"]["decision_quantile"],
+        code=code_version("score.py", "knn.py", "metrics.py"),
+    threads: 1
+    conda:
+        ENV
+    shell:
+        "asdflow score-logmel --features-dir {params.features_dir} --norm-stats {input.stats} "
+        "--machine-type {wildcards.machine} --out-dir {params.out_dir} --k {params.k} "
+        "--decision-quantile {params.quantile} > {log} 2>&1"

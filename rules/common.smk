@@ -1,0 +1,76 @@
+# Validation, the data sets of this run, and the input functions every stage shares.
+import hashlib
+from pathlib import Path
+
+from asdflow.data.datasets import resolve_datasets
+
+
+validate(config, "../config/schema.yaml")
+
+DATASETS = {d.name: d for d in resolve_datasets(config)}
+SCORED = [d for d in DATASETS.values() if d.role in ("dev", "eval")]
+SYNTH_ROOT = config["synthetic"]["root"]
+ENV = "../envs/asdflow.yaml"
+
+
+def code_version(*modules):
+    """Hash of the package modules a stage runs, so a change to a stage's code reruns it."""
+    digest = hashlib.sha1()
+    package = Path(workflow.basedir) / "src" / "asdflow"
+    for module in modules:
+        digest.update((package / module).read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def machine_pairs(datasets):
+    """[(dataset name, machine type)] of the given data sets."""
+    return [(d.name, m) for d in datasets for m in d.machine_types]
+
+
+def machine_dirs(wildcards):
+    """Folders holding the raw clips of one (dataset, machine type)."""
+    return list(DATASETS[wildcards.dataset].machine_dirs[wildcards.machine])
+
+
+def machine_inputs(wildcards):
+    """What the features rule waits for: the machine folders, or the archives that hold them."""
+    dataset = DATASETS[wildcards.dataset]
+    archives = dataset.archives.get(wildcards.machine)
+    if archives:
+        return [f"resources/dcase/{archive}" for archive in archives]
+    return machine_dirs(wildcards)
+
+
+def ground_truth(wildcards):
+    """Eval ground-truth list of one (dataset, machine type), "" if labels are in the file names."""
+    return DATASETS[wildcards.dataset].ground_truth.get(wildcards.machine, "")
+
+
+def cached_split(split):
+    """Input function: the cached array and index of one split of every scored machine type."""
+
+    def inputs(wildcards):
+        return [
+            f"results/features/{d}/{m}/{split}.{ext}"
+            for d, m in machine_pairs(SCORED)
+            for ext in ("npy", "csv")
+        ]
+
+    return inputs
+
+
+def run_scores(run):
+    """Submission files of every scored machine type for one run."""
+    return [
+        f"results/scores/{run}/{d}/anomaly_score_{m}_section_00_test.csv"
+        for d, m in machine_pairs(SCORED)
+    ]
+
+
+def machine_entries(run):
+    """`dataset role machine features_dir scores_dir` arguments for `asdflow evaluate`."""
+    return " ".join(
+        f"--machine {d.name} {d.role} {m} results/features/{d.name}/{m} results/scores/{run}/{d.name}"
+        for d in SCORED
+        for m in d.machine_types
+    )

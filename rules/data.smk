@@ -1,0 +1,42 @@
+# Raw audio: the synthetic factory writes DCASE-layout folders; real DCASE archives are downloaded.
+
+
+rule synth_machine:
+    output:
+        directory(f"{SYNTH_ROOT}/{{set}}/{{machine}}"),
+    log:
+        "logs/synth/{set}/{machine}.log",
+    params:
+        root=SYNTH_ROOT,
+        seed=config["synthetic"]["seed"],
+        clip_seconds=config["synthetic"]["clip_seconds"],
+        severity=config["synthetic"]["severity"],
+        counts=config["synthetic"]["counts"],
+        custom=lambda wc: config["synthetic"]["machine_types"].get(wc.machine, {}),
+        code=code_version("data/synth.py"),
+    threads: 1
+    conda:
+        ENV
+    shell:
+        "asdflow synth --root {params.root} --set {wildcards.set} "
+        "--machine-type {wildcards.machine} --seed {params.seed} "
+        "--clip-seconds {params.clip_seconds} --severity {params.severity} "
+        "--train-source {params.counts[train_source]} --train-target {params.counts[train_target]} "
+        "--test-per-quadrant {params.counts[test_per_quadrant]} "
+        "--supplemental {params.counts[supplemental]} --machine-json {params.custom:q} "
+        "--workers {threads} > {log} 2>&1"
+
+
+rule download_archive:
+    output:
+        directory("resources/dcase/{year}/{stem}"),
+    log:
+        "logs/download/{year}/{stem}.log",
+    params:
+        base_url=config["dcase"].get("base_url", "https://zenodo.org"),
+    threads: 1
+    conda:
+        ENV
+    shell:
+        "asdflow download --year {wildcards.year} --zip {wildcards.stem}.zip "
+        "--dest resources/dcase --base-url {params.base_url} > {log} 2>&1"

@@ -1,0 +1,54 @@
+# Log-mel cache: one memory-mappable array per (data set, machine type, split), then the
+# normalisation statistics of the training clips.
+
+
+rule features:
+    input:
+        machine_inputs,
+    output:
+        multiext(
+            "results/features/{dataset}/{machine}/",
+            "train.npy",
+            "train.csv",
+            "test.npy",
+            "test.csv",
+            "supplemental.npy",
+            "supplemental.csv",
+        ),
+    log:
+        "logs/features/{dataset}/{machine}.log",
+    params:
+        machine_dirs=machine_dirs,
+        out_dir="results/features/{dataset}/{machine}",
+        ground_truth=ground_truth,
+        sample_rate=config["features"]["sample_rate"],
+        n_frames=config["features"]["n_frames"],
+        channel=config["features"]["channel"],
+        code=code_version("features.py", "data/dcase.py"),
+    threads: 1
+    conda:
+        ENV
+    shell:
+        "asdflow features --machine-dir {params.machine_dirs} --ground-truth {params.ground_truth:q} "
+        "--out-dir {params.out_dir} --sample-rate {params.sample_rate} "
+        "--n-frames {params.n_frames} --channel {params.channel} > {log} 2>&1"
+
+
+rule norm_stats:
+    input:
+        cached_split("train"),
+    output:
+        "results/features/norm_stats.json",
+    log:
+        "logs/features/norm_stats.log",
+    params:
+        mode=config["features"]["normalization"],
+        mean=config["features"].get("fixed_mean", -4.268),
+        std=config["features"].get("fixed_std", 4.569),
+        code=code_version("features.py"),
+    threads: 1
+    conda:
+        ENV
+    shell:
+        "asdflow norm-stats --train {input} --mode {params.mode} --mean {params.mean} "
+        "--std {params.std} --out {output} > {log} 2>&1"

@@ -1,0 +1,3 @@
+"""asdflow: anomalous sound detection with attribute-aware representations from domain-adaptive pre-training."""
+
+__version__ = "0.1.0"

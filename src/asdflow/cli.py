@@ -1,0 +1,233 @@
+"""The `asdflow` command: one subcommand per workflow stage, each a thin wrapper that parses
+arguments and calls the stage's function in the package."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def _limit_threads() -> None:
+    """Snakemake runs one job per core: keep torch from oversubscribing them."""
+    import os
+
+    import torch
+
+    torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
+
+
+# --- data ---------------------------------------------------------------------------------------
+
+
+def cmd_synth(args: argparse.Namespace) -> None:
+    from asdflow.data import synth
+
+    if args.general is not None:
+        synth.generate_general(
+            Path(args.root), args.general, seed=args.seed, clip_seconds=args.clip_seconds,
+            workers=args.workers,
+        )
+        return
+    custom = json.loads(args.machine_json) if args.machine_json else {}
+    machine = (
+        synth.machine_type_from_dict(args.machine_type, custom)
+        if custom
+        else synth.get_machine_type(args.machine_type)
+    )
+    counts = synth.Counts(
+        train_source=args.train_source,
+        train_target=args.train_target,
+        test_per_quadrant=args.test_per_quadrant,
+        supplemental=args.supplemental,
+    )
+    synth.generate_machine(
+        Path(args.root), args.set, machine, counts, seed=args.seed,
+        clip_seconds=args.clip_seconds, severity=args.severity, workers=args.workers,
+    )
+
+
+def cmd_download(args: argparse.Namespace) -> None:
+    from asdflow.data import download
+
+    archive = download.find_archive(args.year, args.zip)
+    download.download_archive(archive, Path(args.dest), base_url=args.base_url)
+
+
+# --- features -----------------------------------------------------------------------------------
+
+
+def cmd_features(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from asdflow import features
+    from asdflow.data import dcase
+
+    _limit_threads()
+    truth = dcase.read_eval_ground_truth(args.ground_truth) if args.ground_truth else None
+    clips = pd.concat(
+        [dcase.machine_clip_table(Path(d), ground_truth=truth) for d in args.machine_dir],
+        ignore_index=True,
+    )
+    settings = features.FbankSettings(
+        sample_rate=args.sample_rate, n_frames=args.n_frames, channel=args.channel
+    )
+    features.cache_machine(clips, Path(args.out_dir), settings)
+
+
+def cmd_norm_stats(args: argparse.Namespace) -> None:
+    from asdflow import features
+
+    if args.mode == "fixed":
+        stats = features.NormStats(mean=args.mean, std=args.std, source="fixed")
+    else:
+        prefixes = sorted({str(Path(p).with_suffix("")) for p in args.train})
+        stats = features.compute_norm_stats([Path(p) for p in prefixes])
+    stats.save(args.out)
+    print(json.dumps(stats.__dict__))
+
+
+# --- scoring and tables -------------------------------------------------------------------------
+
+
+def cmd_score_logmel(args: argparse.Namespace) -> None:
+    from asdflow import score
+
+    _limit_threads()
+    score.score_logmel_machine(
+        Path(args.features_dir), Path(args.norm_stats), Path(args.out_dir), args.machine_type,
+        k=args.k, decision_quantile=args.decision_quantile,
+    )
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from asdflow import tables
+
+    entries = [
+        tables.MachineResult(dataset, role, machine, Path(fdir), Path(sdir))
+        for dataset, role, machine, fdir, sdir in args.machine
+    ]
+    frame = tables.evaluate_run(args.run, entries)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(args.out, index=False, float_format="%.6f")
+    print(frame.to_string(index=False))
+
+
+def cmd_table(args: argparse.Namespace) -> None:
+    import pandas as pd
+
+    from asdflow import tables
+
+    per_machine = pd.concat([pd.read_csv(p) for p in args.metrics], ignore_index=True)
+    table = tables.results_table(per_machine)
+    Path(args.out_md).parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(args.out_csv, index=False, float_format="%.4f")
+    text = tables.to_markdown(table)
+    Path(args.out_md).write_text(text)
+    print(text)
+
+
+def cmd_bench(args: argparse.Namespace) -> None:
+    from asdflow import bench
+
+    if args.what == "features":
+        bench.bench_features(
+            n_clips=args.clips, clip_seconds=args.clip_seconds, n_frames=args.n_frames,
+            epochs=args.epochs,
+        )
+
+
+# --- parser -------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="asdflow", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="STAGE")
+
+    p = sub.add_parser("synth", help="write synthetic DCASE-layout machine sounds")
+    p.add_argument("--root", required=True)
+    p.add_argument("--set", default="dev")
+    p.add_argument("--machine-type")
+    p.add_argument("--machine-json", default="", help="custom machine type definition (JSON)")
+    p.add_argument("--general", type=int, help="write N general-audio clips instead")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--clip-seconds", type=float, default=2.0)
+    p.add_argument("--severity", type=float, default=1.0)
+    p.add_argument("--train-source", type=int, default=120)
+    p.add_argument("--train-target", type=int, default=8)
+    p.add_argument("--test-per-quadrant", type=int, default=20)
+    p.add_argument("--supplemental", type=int, default=10)
+    p.add_argument("--workers", type=int, default=1)
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("download", help="fetch and unpack one DCASE archive")
+    p.add_argument("--year", type=int, required=True)
+    p.add_argument("--zip", required=True, help="archive name, e.g. dev_fan.zip")
+    p.add_argument("--dest", default="resources/dcase")
+    p.add_argument("--base-url", default="https://zenodo.org")
+    p.set_defaults(func=cmd_download)
+
+    p = sub.add_parser("features", help="cache the log-mel features of one machine type")
+    p.add_argument("--machine-dir", nargs="+", required=True)
+    p.add_argument("--ground-truth", default="", help="eval ground-truth list (DCASE format)")
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--sample-rate", type=int, default=16000)
+    p.add_argument("--n-frames", type=int, default=1024)
+    p.add_argument("--channel", default="mix", choices=["mix", "left", "right"])
+    p.set_defaults(func=cmd_features)
+
+    p = sub.add_parser("norm-stats", help="log-mel normalisation statistics")
+    p.add_argument("--train", nargs="*", default=[], help="cached training splits (.npy/.csv)")
+    p.add_argument("--mode", choices=["train", "fixed"], default="train")
+    p.add_argument("--mean", type=float, default=-4.268)
+    p.add_argument("--std", type=float, default=4.569)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_norm_stats)
+
+    p = sub.add_parser("score-logmel", help="log-mel k-NN baseline scores of one machine type")
+    p.add_argument("--features-dir", required=True)
+    p.add_argument("--norm-stats", required=True)
+    p.add_argument("--machine-type", required=True)
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--k", type=int, default=1)
+    p.add_argument("--decision-quantile", type=float, default=0.9)
+    p.set_defaults(func=cmd_score_logmel)
+
+    p = sub.add_parser("evaluate", help="official DCASE metrics of one run")
+    p.add_argument("--run", required=True)
+    p.add_argument(
+        "--machine", nargs=5, action="append", required=True,
+        metavar=("DATASET", "ROLE", "MACHINE", "FEATURES_DIR", "SCORES_DIR"),
+    )
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("table", help="results table over runs (Markdown and CSV)")
+    p.add_argument("--metrics", nargs="+", required=True)
+    p.add_argument("--out-md", required=True)
+    p.add_argument("--out-csv", required=True)
+    p.set_defaults(func=cmd_table)
+
+    p = sub.add_parser("bench", help="benchmarks that print figures")
+    p.add_argument("what", choices=["features"])
+    p.add_argument("--clips", type=int, default=400)
+    p.add_argument("--clip-seconds", type=float, default=10.0)
+    p.add_argument("--n-frames", type=int, default=1024)
+    p.add_argument("--epochs", type=int, default=1)
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"asdflow {args.command}: error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""Evaluation and tables: per-machine metrics of a run, and the results table over runs.
+
+A results table has one row per run and the official score (harmonic mean of AUC_s, AUC_t and
+pAUC, in %) over four groups of machine types: dev, eval, no-attribute (either set) and all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from asdflow import features, metrics
+
+METRIC_COLUMNS = ["auc_source", "auc_target", "pauc"]
+GROUPS = ("dev", "eval", "no_attribute", "all")
+
+
+@dataclass(frozen=True)
+class MachineResult:
+    """Where one machine type's cached features and submission files are."""
+
+    dataset: str
+    role: str  # "dev" | "eval"
+    machine_type: str
+    features_dir: Path
+    scores_dir: Path
+
+
+def evaluate_machine(entry: MachineResult) -> dict | None:
+    """Metrics of one machine type, or None when its test labels are unknown (no ground truth)."""
+    test = features.read_index(Path(entry.features_dir) / "test.csv")
+    train = features.read_index(Path(entry.features_dir) / "train.csv")
+    if (test["label"] == "").any() or (test["domain"] == "").any():
+        return None
+    submission = metrics.read_submission(entry.scores_dir, entry.machine_type)
+    truth = test.assign(file_name=[Path(f).name for f in test["file"]])
+    merged = truth.merge(submission, on="file_name", how="left", validate="one_to_one")
+    missing = merged.loc[merged["score"].isna(), "file_name"].tolist()
+    if missing:
+        raise ValueError(
+            f"{entry.scores_dir}: no score for {len(missing)} test clip(s) of "
+            f"{entry.machine_type}, e.g. {missing[:3]}"
+        )
+    values = metrics.machine_metrics(
+        merged["domain"], merged["label"], merged["score"].to_numpy(), name=entry.machine_type
+    )
+    return {
+        "dataset": entry.dataset,
+        "role": entry.role,
+        "machine_type": entry.machine_type,
+        "no_attribute": not bool(train["attributes_known"].astype(str).eq("True").any()),
+        **{key: float(values[key]) for key in METRIC_COLUMNS},
+        "n_test": len(merged),
+    }
+
+
+def evaluate_run(run: str, entries: list[MachineResult]) -> pd.DataFrame:
+    """Per-machine metrics of one run: one row per machine type with known test labels."""
+    rows = [row for row in (evaluate_machine(e) for e in entries) if row is not None]
+    columns = ["run", "dataset", "role", "machine_type", "no_attribute", *METRIC_COLUMNS, "n_test"]
+    return pd.DataFrame([{"run": run, **row} for row in rows], columns=columns)
+
+
+def group_scores(per_machine: pd.DataFrame) -> dict[str, float]:
+    """Official score (in %) of each group of machine types; NaN for an empty group."""
+    masks = {
+        "dev": per_machine["role"] == "dev",
+        "eval": per_machine["role"] == "eval",
+        "no_attribute": per_machine["no_attribute"].astype(bool),
+        "all": pd.Series(True, index=per_machine.index),
+    }
+    out = {}
+    for group, mask in masks.items():
+        values = per_machine.loc[mask, METRIC_COLUMNS].to_numpy().ravel()
+        out[group] = 100 * metrics.official_score(values) if len(values) else np.nan
+    return out
+
+
+def results_table(per_machine: pd.DataFrame) -> pd.DataFrame:
+    """One row per run, the official score of each group (in %), in the order runs appear."""
+    rows = []
+    for run, part in per_machine.groupby("run", sort=False):
+        rows.append({"run": run, **group_scores(part)})
+    return pd.DataFrame(rows, columns=["run", *GROUPS])
+
+
+def to_markdown(table: pd.DataFrame, digits: int = 2) -> str:
+    """A GitHub Markdown table (no extra dependency), numbers rounded to `digits`."""
+    header = "| " + " | ".join(table.columns) + " |"
+    rule = "|" + "|".join("---" if c == table.columns[0] else "---:" for c in table.columns) + "|"
+    lines = [header, rule]
+    for _, row in table.iterrows():
+        cells = [
+            (f"{v:.{digits}f}" if isinstance(v, float) and not np.isnan(v) else ("-" if (
+                isinstance(v, float)) else str(v)))
+            for v in row
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"

@@ -1,5 +1,7 @@
 # Validation, the data sets of this run, and the input functions every stage shares.
 import hashlib
+import json
+import shlex
 from pathlib import Path
 
 from asdflow.data.datasets import resolve_datasets
@@ -41,9 +43,16 @@ def machine_inputs(wildcards):
     return machine_dirs(wildcards)
 
 
-def ground_truth(wildcards):
-    """Eval ground-truth list of one (dataset, machine type), "" if labels are in the file names."""
-    return DATASETS[wildcards.dataset].ground_truth.get(wildcards.machine, "")
+def ground_truth_arg(wildcards):
+    """`--ground-truth LIST` for eval sets whose labels live outside the file names, else ""."""
+    path = DATASETS[wildcards.dataset].ground_truth.get(wildcards.machine, "")
+    return f"--ground-truth {shlex.quote(path)}" if path else ""
+
+
+def custom_machine_arg(wildcards):
+    """`--machine-json DEFINITION` for machine types defined in the configuration, else ""."""
+    custom = config["synthetic"].get("machine_types", {}).get(wildcards.machine)
+    return f"--machine-json {shlex.quote(json.dumps(custom, sort_keys=True))}" if custom else ""
 
 
 def cached_split(split):

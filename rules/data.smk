@@ -12,7 +12,7 @@ rule synth_machine:
         clip_seconds=config["synthetic"]["clip_seconds"],
         severity=config["synthetic"]["severity"],
         counts=config["synthetic"]["counts"],
-        custom=lambda wc: config["synthetic"]["machine_types"].get(wc.machine, {}),
+        custom=custom_machine_arg,
         code=code_version("data/synth.py"),
     threads: 1
     conda:
@@ -23,7 +23,7 @@ rule synth_machine:
         "--clip-seconds {params.clip_seconds} --severity {params.severity} "
         "--train-source {params.counts[train_source]} --train-target {params.counts[train_target]} "
         "--test-per-quadrant {params.counts[test_per_quadrant]} "
-        "--supplemental {params.counts[supplemental]} --machine-json {params.custom:q} "
+        "--supplemental {params.counts[supplemental]} {params.custom} "
         "--workers {threads} > {log} 2>&1"
 
 

@@ -20,7 +20,7 @@ rule features:
     params:
         machine_dirs=machine_dirs,
         out_dir="results/features/{dataset}/{machine}",
-        ground_truth=ground_truth,
+        ground_truth=ground_truth_arg,
         sample_rate=config["features"]["sample_rate"],
         n_frames=config["features"]["n_frames"],
         channel=config["features"]["channel"],
@@ -29,7 +29,7 @@ rule features:
     conda:
         ENV
     shell:
-        "asdflow features --machine-dir {params.machine_dirs} --ground-truth {params.ground_truth:q} "
+        "asdflow features --machine-dir {params.machine_dirs} {params.ground_truth} "
         "--out-dir {params.out_dir} --sample-rate {params.sample_rate} "
         "--n-frames {params.n_frames} --channel {params.channel} > {log} 2>&1"
 

@@ -76,5 +76,9 @@ def bench_features(
     }
     width = max(map(len, result))
     for key, value in result.items():
-        print(f"{key:<{width}}  {value:.1f}" if isinstance(value, float) else f"{key:<{width}}  {value}")
+        print(
+            f"{key:<{width}}  {value:.1f}"
+            if isinstance(value, float)
+            else f"{key:<{width}}  {value}"
+        )
     return result

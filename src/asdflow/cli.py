@@ -26,7 +26,10 @@ def cmd_synth(args: argparse.Namespace) -> None:
 
     if args.general is not None:
         synth.generate_general(
-            Path(args.root), args.general, seed=args.seed, clip_seconds=args.clip_seconds,
+            Path(args.root),
+            args.general,
+            seed=args.seed,
+            clip_seconds=args.clip_seconds,
             workers=args.workers,
         )
         return
@@ -43,8 +46,14 @@ def cmd_synth(args: argparse.Namespace) -> None:
         supplemental=args.supplemental,
     )
     synth.generate_machine(
-        Path(args.root), args.set, machine, counts, seed=args.seed,
-        clip_seconds=args.clip_seconds, severity=args.severity, workers=args.workers,
+        Path(args.root),
+        args.set,
+        machine,
+        counts,
+        seed=args.seed,
+        clip_seconds=args.clip_seconds,
+        severity=args.severity,
+        workers=args.workers,
     )
 
 
@@ -96,8 +105,12 @@ def cmd_score_logmel(args: argparse.Namespace) -> None:
 
     _limit_threads()
     score.score_logmel_machine(
-        Path(args.features_dir), Path(args.norm_stats), Path(args.out_dir), args.machine_type,
-        k=args.k, decision_quantile=args.decision_quantile,
+        Path(args.features_dir),
+        Path(args.norm_stats),
+        Path(args.out_dir),
+        args.machine_type,
+        k=args.k,
+        decision_quantile=args.decision_quantile,
     )
 
 
@@ -133,7 +146,9 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
     if args.what == "features":
         bench.bench_features(
-            n_clips=args.clips, clip_seconds=args.clip_seconds, n_frames=args.n_frames,
+            n_clips=args.clips,
+            clip_seconds=args.clip_seconds,
+            n_frames=args.n_frames,
             epochs=args.epochs,
         )
 
@@ -197,7 +212,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="official DCASE metrics of one run")
     p.add_argument("--run", required=True)
     p.add_argument(
-        "--machine", nargs=5, action="append", required=True,
+        "--machine",
+        nargs=5,
+        action="append",
+        required=True,
         metavar=("DATASET", "ROLE", "MACHINE", "FEATURES_DIR", "SCORES_DIR"),
     )
     p.add_argument("--out", required=True)

@@ -1,4 +1,5 @@
-"""Log-mel cache: Kaldi fbank features of every clip, computed once and memory-mapped by later stages.
+"""Log-mel cache: Kaldi fbank features of every clip, computed once and memory-mapped by later
+stages.
 
 The cache holds raw log-mel energies (zero-padded at the end, as EAT pads before normalising); the
 normalisation statistics live beside it in a small JSON file and are applied when the cache is read,
@@ -28,7 +29,7 @@ AUDIOSET_STD = 4.569
 
 @dataclass(frozen=True)
 class FbankSettings:
-    """Front end of eat.md section 1; `n_frames` is the padded/truncated length (a multiple of 16)."""
+    """Front end of eat.md section 1; `n_frames`: padded/truncated length, a multiple of 16."""
 
     sample_rate: int = 16000
     n_mels: int = 128
@@ -99,7 +100,11 @@ def clip_features(path: str | Path, settings: FbankSettings) -> tuple[np.ndarray
 
 
 def cache_split(
-    clips: pd.DataFrame, out_npy: Path, out_csv: Path, settings: FbankSettings, progress: bool = True
+    clips: pd.DataFrame,
+    out_npy: Path,
+    out_csv: Path,
+    settings: FbankSettings,
+    progress: bool = True,
 ) -> None:
     """Write the (N, n_frames, n_mels) float32 array of `clips` and its index CSV.
 
@@ -112,7 +117,9 @@ def cache_split(
     shape = (len(clips), settings.n_frames, settings.n_mels)
     array = np.lib.format.open_memmap(tmp_npy, mode="w+", dtype=np.float32, shape=shape)
     valid = np.zeros(len(clips), dtype=np.int64)
-    rows = tqdm(clips["file"], desc=f"fbank {out_npy.parent.name}/{out_npy.stem}", disable=not progress)
+    rows = tqdm(
+        clips["file"], desc=f"fbank {out_npy.parent.name}/{out_npy.stem}", disable=not progress
+    )
     for i, path in enumerate(rows):
         array[i], valid[i] = clip_features(path, settings)
     array.flush()

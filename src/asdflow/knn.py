@@ -1,4 +1,5 @@
-"""k-nearest-neighbour anomaly scores: cosine distance from each query to a bank of normal embeddings.
+"""k-nearest-neighbour anomaly scores: cosine distance from each query to a bank of normal
+embeddings.
 
 One matrix product per chunk of queries, so memory stays bounded (chunk x bank) whatever the size.
 """
@@ -29,7 +30,9 @@ def cosine_knn_distance(
     q = torch.as_tensor(np.asarray(queries), dtype=torch.float32, device=device)
     b = torch.as_tensor(np.asarray(bank), dtype=torch.float32, device=device)
     if q.ndim != 2 or b.ndim != 2 or q.shape[1] != b.shape[1]:
-        raise ValueError(f"expected (N, D) queries and (M, D) bank, got {tuple(q.shape)}, {tuple(b.shape)}")
+        raise ValueError(
+            f"expected (N, D) queries and (M, D) bank, got {tuple(q.shape)}, {tuple(b.shape)}"
+        )
     if exclude_self and q.shape[0] != b.shape[0]:
         raise ValueError("exclude_self needs the queries to be the bank itself")
     available = b.shape[0] - (1 if exclude_self else 0)

@@ -94,8 +94,11 @@ def to_markdown(table: pd.DataFrame, digits: int = 2) -> str:
     lines = [header, rule]
     for _, row in table.iterrows():
         cells = [
-            (f"{v:.{digits}f}" if isinstance(v, float) and not np.isnan(v) else ("-" if (
-                isinstance(v, float)) else str(v)))
+            (
+                f"{v:.{digits}f}"
+                if isinstance(v, float) and not np.isnan(v)
+                else ("-" if (isinstance(v, float)) else str(v))
+            )
             for v in row
         ]
         lines.append("| " + " | ".join(cells) + " |")

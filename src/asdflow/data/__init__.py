@@ -1,4 +1,5 @@
-"""Data sources (real DCASE archives, the synthetic machine-sound factory) and the clip table they share.
+"""Data sources (real DCASE archives, the synthetic machine-sound factory) and the clip table
+they share.
 
 Every source ends in the same *clip table*: one row per wav file, with the columns in CLIP_COLUMNS.
 """

@@ -77,19 +77,23 @@ def dcase_datasets(cfg: dict, resources: str = "resources/dcase") -> list[Datase
                 m: tuple(Path(a.zip_name).stem for a in archives if a.machine_type == m)
                 for m in machines
             }
-            dirs = {m: tuple(f"{resources}/{spec['year']}/{s}/{m}" for s in stems[m]) for m in machines}
+            dirs = {
+                m: tuple(f"{resources}/{spec['year']}/{s}/{m}" for s in stems[m]) for m in machines
+            }
             archive_ids = {m: tuple(f"{spec['year']}/{s}" for s in stems[m]) for m in machines}
         else:
             roots = list(spec.get("roots") or [])
             if not roots:
-                raise ValueError(f"dcase.datasets.{name}: give `roots` (folders) or set download: true")
+                raise ValueError(
+                    f"dcase.datasets.{name}: give `roots` (folders) or set download: true"
+                )
             machines = list(wanted) if wanted else _discover(roots)
-            dirs = {
-                m: tuple(f"{r}/{m}" for r in roots if Path(r, m).is_dir()) for m in machines
-            }
+            dirs = {m: tuple(f"{r}/{m}" for r in roots if Path(r, m).is_dir()) for m in machines}
             for m, found in dirs.items():
                 if not found:
-                    raise ValueError(f"dcase.datasets.{name}: machine type {m!r} not found in {roots}")
+                    raise ValueError(
+                        f"dcase.datasets.{name}: machine type {m!r} not found in {roots}"
+                    )
             archive_ids = {}
         gt = {m: gt_path for m in machines}
         out.append(Dataset(name, role, tuple(machines), dirs, gt, archive_ids))

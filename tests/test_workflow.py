@@ -1,0 +1,62 @@
+"""The Snakemake DAG: configuration validation, dry runs, and a tiny real run of the demo."""
+
+import pandas as pd
+import pytest
+import yaml
+from conftest import run_snakemake, tiny_config, write_workdir
+
+
+def test_config_typo_is_an_error_naming_the_key(tmp_path):
+    config = tiny_config()
+    config["features"]["n_frame"] = 96  # typo of n_frames
+    work = write_workdir(tmp_path, config)
+    proc = run_snakemake(work, "-n", check=False)
+    assert proc.returncode != 0
+    assert "n_frame" in proc.stdout + proc.stderr
+
+
+def test_config_wrong_type_is_an_error(tmp_path):
+    config = tiny_config()
+    config["features"]["n_frames"] = 100  # not a multiple of 16
+    proc = run_snakemake(write_workdir(tmp_path, config), "-n", check=False)
+    assert proc.returncode != 0 and "multiple" in (proc.stdout + proc.stderr)
+
+
+def test_dry_run_plans_one_job_per_machine_and_stage(tiny_workdir):
+    proc = run_snakemake(tiny_workdir, "-n", "-q", "rules")
+    text = proc.stdout + proc.stderr
+    counts = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            counts[parts[0]] = int(parts[1])
+    assert counts["synth_machine"] == 4
+    assert counts["features"] == 4
+    assert counts["score_logmel_knn"] == 4
+    assert counts["norm_stats"] == counts["evaluate"] == counts["results_table"] == 1
+
+
+@pytest.mark.slow
+def test_tiny_real_run_produces_the_results_table(tiny_workdir):
+    run_snakemake(tiny_workdir, "--cores", "2")
+    table = pd.read_csv(tiny_workdir / "results/tables/results.csv")
+    assert list(table.columns) == ["run", "dev", "eval", "no_attribute", "all"]
+    assert table["run"].tolist() == ["logmel_knn"]
+    assert table[["dev", "eval", "no_attribute", "all"]].notna().all(axis=None)
+    assert ((table[["dev", "eval", "all"]] > 0) & (table[["dev", "eval", "all"]] <= 100)).all(
+        axis=None
+    )
+    per_machine = pd.read_csv(tiny_workdir / "results/metrics/logmel_knn.csv")
+    assert len(per_machine) == 4 and per_machine["no_attribute"].sum() == 2
+    # submission files exist for every machine, in the DCASE format
+    config = yaml.safe_load((tiny_workdir / "config/config.yaml").read_text())
+    for machine in config["synthetic"]["sets"]["eval"]:
+        scores = pd.read_csv(
+            tiny_workdir
+            / f"results/scores/logmel_knn/eval/anomaly_score_{machine}_section_00_test.csv",
+            header=None,
+        )
+        assert len(scores) == 16 and scores[0].str.match(r"section_00_\d{4}\.wav").all()
+    # a second run has nothing to do
+    proc = run_snakemake(tiny_workdir, "-n")
+    assert "Nothing to be done" in proc.stdout + proc.stderr

@@ -6,7 +6,6 @@ from pathlib import Path
 
 from asdflow.data.datasets import resolve_datasets
 
-
 validate(config, "../config/schema.yaml")
 
 DATASETS = {d.name: d for d in resolve_datasets(config)}
@@ -24,6 +23,16 @@ def code_version(*modules):
     return digest.hexdigest()[:12]
 
 
+def parent_of(name, index=0):
+    """Params function: the folder of one input or output file (no hard-coded path prefix)."""
+
+    def folder(wildcards, input, output):
+        files = input if name == "input" else output
+        return str(Path(files[index]).parent)
+
+    return folder
+
+
 def machine_pairs(datasets):
     """[(dataset name, machine type)] of the given data sets."""
     return [(d.name, m) for d in datasets for m in d.machine_types]
@@ -35,7 +44,7 @@ def machine_dirs(wildcards):
 
 
 def machine_inputs(wildcards):
-    """What the features rule waits for: the machine folders, or the archives that hold them."""
+    """Inputs of feature caching: the machine folders, or the archives that hold them."""
     dataset = DATASETS[wildcards.dataset]
     archives = dataset.archives.get(wildcards.machine)
     if archives:
@@ -52,7 +61,11 @@ def ground_truth_arg(wildcards):
 def custom_machine_arg(wildcards):
     """`--machine-json DEFINITION` for machine types defined in the configuration, else ""."""
     custom = config["synthetic"].get("machine_types", {}).get(wildcards.machine)
-    return f"--machine-json {shlex.quote(json.dumps(custom, sort_keys=True))}" if custom else ""
+    return (
+        f"--machine-json {shlex.quote(json.dumps(custom, sort_keys=True))}"
+        if custom
+        else ""
+    )
 
 
 def cached_split(split):

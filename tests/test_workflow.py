@@ -60,3 +60,24 @@ def test_tiny_real_run_produces_the_results_table(tiny_workdir):
     # a second run has nothing to do
     proc = run_snakemake(tiny_workdir, "-n")
     assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_snakemake_lint_and_snakefmt_are_clean():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from conftest import REPO
+
+    bin_dir = Path(sys.executable).parent
+    lint = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--lint"], cwd=REPO, capture_output=True, text=True
+    )
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    fmt = subprocess.run(
+        [str(bin_dir / "snakefmt"), "--check", "Snakefile", "rules"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert fmt.returncode == 0, fmt.stdout + fmt.stderr

@@ -358,3 +358,29 @@ def test_dataset_clip_table(data_root: Path) -> None:
     with pytest.raises(FileNotFoundError, match="pump"):
         dataset_clip_table(data_root, ["pump"])
     assert isinstance(table, pd.DataFrame)
+
+
+def test_key_names_reach_a_test_half_without_attributes_file(tmp_path):
+    """Eval archives split train and test: the test half learns key names from the train half."""
+    from asdflow.data import dcase
+
+    train = tmp_path / "train_half" / "Grinder"
+    test = tmp_path / "test_half" / "Grinder"
+    (train / "train").mkdir(parents=True)
+    (test / "test").mkdir(parents=True)
+    name = "section_00_source_train_normal_0000_mic_pos_A_grind_100.wav"
+    sf.write(train / "train" / name, np.zeros(1600, dtype=np.float32), 16000)
+    (train / "attributes_00.csv").write_text(
+        f"file_name,d1p,d1v,d2p,d2v\nGrinder/train/{name},mic_pos,A,grind,100\n"
+    )
+    sf.write(test / "test" / "section_00_0000.wav", np.zeros(1600, dtype=np.float32), 16000)
+    gt = tmp_path / "gt.csv"
+    gt.write_text(
+        "Grinder\nsection_00_0000.wav,section_00_target_test_anomaly_0000_mic_pos_B_grind_200.wav\n"
+    )
+    truth = dcase.read_eval_ground_truth(gt)
+    keys = dcase.machine_attribute_keys([train, test])
+    assert sorted(keys) == ["grind", "mic_pos"]
+    table = dcase.machine_clip_table(test, truth, attribute_keys=keys)
+    assert json.loads(table.loc[0, "attributes"]) == {"grind": "200", "mic_pos": "B"}
+    assert table.loc[0, "label"] == "anomaly" and table.loc[0, "domain"] == "target"

@@ -75,8 +75,10 @@ def cmd_features(args: argparse.Namespace) -> None:
 
     _limit_threads()
     truth = dcase.read_eval_ground_truth(args.ground_truth) if args.ground_truth else None
+    # An eval machine's train and test halves may come in separate folders: share the key names.
+    keys = dcase.machine_attribute_keys(args.machine_dir)
     clips = pd.concat(
-        [dcase.machine_clip_table(Path(d), ground_truth=truth) for d in args.machine_dir],
+        [dcase.machine_clip_table(Path(d), truth, attribute_keys=keys) for d in args.machine_dir],
         ignore_index=True,
     )
     settings = features.FbankSettings(

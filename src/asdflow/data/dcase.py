@@ -303,14 +303,17 @@ def _strip_trailing_empty(cells: list[str]) -> list[str]:
 
 
 def machine_clip_table(
-    machine_dir: Path | str, ground_truth: pd.DataFrame | None = None
+    machine_dir: Path | str,
+    ground_truth: pd.DataFrame | None = None,
+    attribute_keys: Sequence[str] = (),
 ) -> pd.DataFrame:
     """The clip table (columns CLIP_COLUMNS) of one unpacked machine folder.
 
     Scans `<machine_dir>/{train,test,supplemental}/*.wav` (and 2021's source_test/, target_test/);
     machine_type is the folder's name. Attributes come from `attributes_*.csv` where present, else
     from the file names. Unlabeled test clips take domain, label and attributes from ground_truth
-    (a read_eval_ground_truth table) when it lists this machine.
+    (a read_eval_ground_truth table) when it lists this machine. `attribute_keys` adds key names
+    known from elsewhere (the train half of an eval machine, when its test half comes apart).
     """
     machine_dir = Path(machine_dir)
     machine_type = machine_dir.name
@@ -324,7 +327,7 @@ def machine_clip_table(
             f"{machine_dir}: no wav files in any of {', '.join(f'{f}/' for f in SPLIT_FOLDERS)}"
         )
     listed = _read_machine_attributes(machine_dir)
-    keys = attribute_key_names(listed)
+    keys = list(dict.fromkeys([*attribute_key_names(listed), *attribute_keys]))
     listed_attributes = dict(zip(listed["file_name"], listed["attributes"], strict=True))
     truth = _ground_truth_for(ground_truth, machine_type)
 
@@ -368,6 +371,15 @@ def machine_clip_table(
     table = pd.DataFrame(rows, columns=CLIP_COLUMNS)
     table = table.astype({"index": "int64", "attributes_known": "bool"})
     return table.sort_values(["split", "file"], ignore_index=True)
+
+
+def machine_attribute_keys(machine_dirs: Sequence[Path | str]) -> list[str]:
+    """Attribute key names listed in the attributes files of any of these machine folders."""
+    return list(
+        dict.fromkeys(
+            k for d in machine_dirs for k in attribute_key_names(_read_machine_attributes(Path(d)))
+        )
+    )
 
 
 def _read_machine_attributes(machine_dir: Path) -> pd.DataFrame:

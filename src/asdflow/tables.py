@@ -87,19 +87,18 @@ def results_table(per_machine: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["run", *GROUPS])
 
 
+def _cell(value, digits: int) -> str:
+    if isinstance(value, float):
+        return "-" if np.isnan(value) else f"{value:.{digits}f}"
+    return str(value)
+
+
 def to_markdown(table: pd.DataFrame, digits: int = 2) -> str:
-    """A GitHub Markdown table (no extra dependency), numbers rounded to `digits`."""
+    """A GitHub Markdown table, numbers rounded to `digits`, "-" for an empty group."""
     header = "| " + " | ".join(table.columns) + " |"
-    rule = "|" + "|".join("---" if c == table.columns[0] else "---:" for c in table.columns) + "|"
-    lines = [header, rule]
-    for _, row in table.iterrows():
-        cells = [
-            (
-                f"{v:.{digits}f}"
-                if isinstance(v, float) and not np.isnan(v)
-                else ("-" if (isinstance(v, float)) else str(v))
-            )
-            for v in row
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    rule = "|---|" + "---:|" * (len(table.columns) - 1)
+    rows = [
+        "| " + " | ".join(_cell(v, digits) for v in row) + " |"
+        for row in table.itertuples(index=False)
+    ]
+    return "\n".join([header, rule, *rows]) + "\n"

@@ -12,15 +12,15 @@ rule score_logmel_knn:
         decisions="results/scores/logmel_knn/{dataset}/decision_result_{machine}_section_00_test.csv",
     log:
         "logs/scores/logmel_knn/{dataset}/{machine}.log",
-    conda:
-        ENV
-    threads: 1
     params:
         features_dir=parent_of("input"),
         out_dir=parent_of("output"),
         k=config["baseline"]["k"],
         quantile=config["baseline"]["decision_quantile"],
-        code=code_version("score.py", "knn.py", "metrics.py"),
+        code=code_version("score.py", "knn.py", "metrics.py", "features.py"),
+    threads: 1
+    conda:
+        ENV
     shell:
         "asdflow score-logmel --features-dir {params.features_dir} --norm-stats {input.stats} "
         "--machine-type {wildcards.machine} --out-dir {params.out_dir} --k {params.k} "

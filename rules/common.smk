@@ -61,11 +61,7 @@ def ground_truth_arg(wildcards):
 def custom_machine_arg(wildcards):
     """`--machine-json DEFINITION` for machine types defined in the configuration, else ""."""
     custom = config["synthetic"].get("machine_types", {}).get(wildcards.machine)
-    return (
-        f"--machine-json {shlex.quote(json.dumps(custom, sort_keys=True))}"
-        if custom
-        else ""
-    )
+    return f"--machine-json {shlex.quote(json.dumps(custom, sort_keys=True))}" if custom else ""
 
 
 def cached_split(split):

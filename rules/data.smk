@@ -6,9 +6,6 @@ rule synth_machine:
         directory(f"{SYNTH_ROOT}/{{set}}/{{machine}}"),
     log:
         "logs/synth/{set}/{machine}.log",
-    conda:
-        ENV
-    threads: 1
     params:
         root=lambda wildcards, output: str(Path(output[0]).parents[1]),
         seed=config["synthetic"]["seed"],
@@ -17,6 +14,9 @@ rule synth_machine:
         counts=config["synthetic"]["counts"],
         custom=custom_machine_arg,
         code=code_version("data/synth.py"),
+    threads: 1
+    conda:
+        ENV
     shell:
         "asdflow synth --root {params.root} --set {wildcards.set} "
         "--machine-type {wildcards.machine} --seed {params.seed} "
@@ -32,11 +32,12 @@ rule download_archive:
         directory("resources/dcase/{year}/{stem}"),
     log:
         "logs/download/{year}/{stem}.log",
-    conda:
-        ENV
-    threads: 1
     params:
         base_url=config["dcase"].get("base_url", "https://zenodo.org"),
+        dest=lambda wildcards, output: str(Path(output[0]).parents[1]),
+    threads: 1
+    conda:
+        ENV
     shell:
         "asdflow download --year {wildcards.year} --zip {wildcards.stem}.zip "
-        "--dest resources/dcase --base-url {params.base_url} > {log} 2>&1"
+        "--dest {params.dest} --base-url {params.base_url} --quiet > {log} 2>&1"

@@ -17,9 +17,6 @@ rule features:
         ),
     log:
         "logs/features/{dataset}/{machine}.log",
-    conda:
-        ENV
-    threads: 1
     params:
         machine_dirs=machine_dirs,
         out_dir=parent_of("output"),
@@ -28,6 +25,9 @@ rule features:
         n_frames=config["features"]["n_frames"],
         channel=config["features"]["channel"],
         code=code_version("features.py", "data/dcase.py"),
+    threads: 1
+    conda:
+        ENV
     shell:
         "asdflow features --machine-dir {params.machine_dirs} {params.ground_truth} "
         "--out-dir {params.out_dir} --sample-rate {params.sample_rate} "
@@ -41,14 +41,14 @@ rule norm_stats:
         "results/features/norm_stats.json",
     log:
         "logs/features/norm_stats.log",
-    conda:
-        ENV
-    threads: 1
     params:
         mode=config["features"]["normalization"],
         mean=config["features"].get("fixed_mean", -4.268),
         std=config["features"].get("fixed_std", 4.569),
         code=code_version("features.py"),
+    threads: 1
+    conda:
+        ENV
     shell:
         "asdflow norm-stats --train {input} --mode {params.mode} --mean {params.mean} "
         "--std {params.std} --out {output} > {log} 2>&1"

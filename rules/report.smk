@@ -9,12 +9,12 @@ rule evaluate:
         "results/metrics/{run}.csv",
     log:
         "logs/metrics/{run}.log",
-    conda:
-        ENV
-    threads: 1
     params:
         machines=lambda wc: machine_entries(wc.run),
         code=code_version("tables.py", "metrics.py"),
+    threads: 1
+    conda:
+        ENV
     shell:
         "asdflow evaluate --run {wildcards.run} {params.machines} --out {output} > {log} 2>&1"
 
@@ -27,10 +27,10 @@ rule results_table:
         csv="results/tables/results.csv",
     log:
         "logs/tables/results.log",
-    conda:
-        ENV
-    threads: 1
     params:
         code=code_version("tables.py"),
+    threads: 1
+    conda:
+        ENV
     shell:
         "asdflow table --metrics {input} --out-md {output.md} --out-csv {output.csv} > {log} 2>&1"

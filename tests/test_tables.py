@@ -25,7 +25,7 @@ def per_machine():
                     "role": role,
                     "machine_type": machine,
                     "no_attribute": hidden,
-                    **dict(zip(tables.METRIC_COLUMNS, rng.uniform(0.4, 0.9, 3))),
+                    **dict(zip(tables.METRIC_COLUMNS, rng.uniform(0.4, 0.9, 3), strict=True)),
                 }
             )
     return pd.DataFrame(rows)

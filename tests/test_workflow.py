@@ -81,3 +81,17 @@ def test_snakemake_lint_and_snakefmt_are_clean():
         text=True,
     )
     assert fmt.returncode == 0, fmt.stdout + fmt.stderr
+
+
+def test_ruff_is_clean():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from conftest import REPO
+
+    ruff = Path(sys.executable).parent / "ruff"
+    proc = subprocess.run(
+        [str(ruff), "check", "src", "tests"], cwd=REPO, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr

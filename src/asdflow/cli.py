@@ -21,47 +21,20 @@ def _limit_threads() -> None:
 # --- data ---------------------------------------------------------------------------------------
 
 
-def cmd_synth(args: argparse.Namespace) -> None:
+def cmd_synth(args: argparse.Namespace, extra: list[str]) -> int:
     from asdflow.data import synth
 
-    if args.general is not None:
-        synth.generate_general(
-            Path(args.root),
-            args.general,
-            seed=args.seed,
-            clip_seconds=args.clip_seconds,
-            workers=args.workers,
-        )
-        return
-    custom = json.loads(args.machine_json) if args.machine_json else {}
-    machine = (
-        synth.machine_type_from_dict(args.machine_type, custom)
-        if custom
-        else synth.get_machine_type(args.machine_type)
-    )
-    counts = synth.Counts(
-        train_source=args.train_source,
-        train_target=args.train_target,
-        test_per_quadrant=args.test_per_quadrant,
-        supplemental=args.supplemental,
-    )
-    synth.generate_machine(
-        Path(args.root),
-        args.set,
-        machine,
-        counts,
-        seed=args.seed,
-        clip_seconds=args.clip_seconds,
-        severity=args.severity,
-        workers=args.workers,
-    )
+    return synth.main_synth(extra)
 
 
-def cmd_download(args: argparse.Namespace) -> None:
+def cmd_download(args: argparse.Namespace, extra: list[str]) -> int:
     from asdflow.data import download
 
-    archive = download.find_archive(args.year, args.zip)
-    download.download_archive(archive, Path(args.dest), base_url=args.base_url)
+    return download.main_download(extra)
+
+
+# Stages whose own argument parser lives beside their code: the rest of the line goes to it.
+DELEGATED = {"synth", "download"}
 
 
 # --- features -----------------------------------------------------------------------------------
@@ -146,7 +119,9 @@ def cmd_table(args: argparse.Namespace) -> None:
 def cmd_bench(args: argparse.Namespace) -> None:
     from asdflow import bench
 
-    if args.what == "features":
+    if args.what == "attributes":
+        bench.bench_attributes(Path(args.features_root), Path(args.synth_root))
+    elif args.what == "features":
         bench.bench_features(
             n_clips=args.clips,
             clip_seconds=args.clip_seconds,
@@ -162,27 +137,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="asdflow", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="STAGE")
 
-    p = sub.add_parser("synth", help="write synthetic DCASE-layout machine sounds")
-    p.add_argument("--root", required=True)
-    p.add_argument("--set", default="dev")
-    p.add_argument("--machine-type")
-    p.add_argument("--machine-json", default="", help="custom machine type definition (JSON)")
-    p.add_argument("--general", type=int, help="write N general-audio clips instead")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--clip-seconds", type=float, default=2.0)
-    p.add_argument("--severity", type=float, default=1.0)
-    p.add_argument("--train-source", type=int, default=120)
-    p.add_argument("--train-target", type=int, default=8)
-    p.add_argument("--test-per-quadrant", type=int, default=20)
-    p.add_argument("--supplemental", type=int, default=10)
-    p.add_argument("--workers", type=int, default=1)
+    p = sub.add_parser(
+        "synth", add_help=False, help="write synthetic DCASE-layout machine sounds (see --help)"
+    )
     p.set_defaults(func=cmd_synth)
 
-    p = sub.add_parser("download", help="fetch and unpack one DCASE archive")
-    p.add_argument("--year", type=int, required=True)
-    p.add_argument("--zip", required=True, help="archive name, e.g. dev_fan.zip")
-    p.add_argument("--dest", default="resources/dcase")
-    p.add_argument("--base-url", default="https://zenodo.org")
+    p = sub.add_parser(
+        "download", add_help=False, help="fetch and unpack DCASE archives (see --help)"
+    )
     p.set_defaults(func=cmd_download)
 
     p = sub.add_parser("features", help="cache the log-mel features of one machine type")
@@ -230,7 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_table)
 
     p = sub.add_parser("bench", help="benchmarks that print figures")
-    p.add_argument("what", choices=["features"])
+    p.add_argument("what", choices=["features", "attributes"])
+    p.add_argument("--features-root", default="results/features", help="(attributes)")
+    p.add_argument("--synth-root", default="resources/synthetic", help="(attributes)")
     p.add_argument("--clips", type=int, default=400)
     p.add_argument("--clip-seconds", type=float, default=10.0)
     p.add_argument("--n-frames", type=int, default=1024)
@@ -240,7 +204,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if args.command in DELEGATED:
+        return args.func(args, extra)
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         args.func(args)
     except (ValueError, FileNotFoundError) as err:

@@ -401,6 +401,7 @@ def main_download(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--year", type=int, nargs="+", action="extend", required=True)
     parser.add_argument("--kind", nargs="+", action="extend", choices=KINDS)
     parser.add_argument("--machine-type", nargs="+", action="extend")
+    parser.add_argument("--zip", nargs="+", action="extend", help="archive names (one year)")
     parser.add_argument("--dest", type=Path, required=True, help="root of the unpacked data")
     parser.add_argument("--base-url", default=ZENODO)
     parser.add_argument("--retries", type=int, default=3)
@@ -408,7 +409,10 @@ def main_download(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
 
-    archives = select_archives(args.year, args.kind or KINDS, args.machine_type)
+    if args.zip:
+        archives = [find_archive(year, name) for year in args.year for name in args.zip]
+    else:
+        archives = select_archives(args.year, args.kind or KINDS, args.machine_type)
     folders = [
         download_archive(a, args.dest, args.base_url, args.retries, progress=not args.quiet)
         for a in archives

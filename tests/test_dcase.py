@@ -384,3 +384,20 @@ def test_key_names_reach_a_test_half_without_attributes_file(tmp_path):
     table = dcase.machine_clip_table(test, truth, attribute_keys=keys)
     assert json.loads(table.loc[0, "attributes"]) == {"grind": "200", "mic_pos": "B"}
     assert table.loc[0, "label"] == "anomaly" and table.loc[0, "domain"] == "target"
+
+
+def test_missing_attributes_file_falls_back_to_the_names(tmp_path):
+    """Without attributes_00.csv, attribute pairs are read from the names, two tokens a pair."""
+    from asdflow.data import dcase
+
+    machine = tmp_path / "fan"
+    (machine / "train").mkdir(parents=True)
+    name = "section_00_source_train_normal_0000_spd_28V_mic_1.wav"
+    sf.write(machine / "train" / name, np.zeros(1600, dtype=np.float32), 16000)
+    table = dcase.machine_clip_table(machine)
+    assert json.loads(table.loc[0, "attributes"]) == {"mic": "1", "spd": "28V"}
+    # an odd number of attribute tokens cannot be paired without the key list: kept whole
+    odd = "section_00_source_train_normal_0001_mic_pos_A_grind_100.wav"
+    sf.write(machine / "train" / odd, np.zeros(1600, dtype=np.float32), 16000)
+    table = dcase.machine_clip_table(machine)
+    assert json.loads(table.loc[1, "attributes"]) == {"raw": "mic_pos_A_grind_100"}

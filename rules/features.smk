@@ -23,7 +23,7 @@ rule features:
         ground_truth=ground_truth_arg,
         sample_rate=config["features"]["sample_rate"],
         n_frames=config["features"]["n_frames"],
-        channel=config["features"]["channel"],
+        channel=lambda wc: DATASETS[wc.dataset].channel or config["features"]["channel"],
         code=code_version("features.py", "data/dcase.py"),
     threads: 1
     conda:

@@ -103,3 +103,20 @@ def test_download_from_a_local_server(tmp_path, zenodo):
     assert sorted(metrics["machine_type"]) == ["Polisher", "fan"]
     test_index = pd.read_csv(work / "results/features/eval2025/Polisher/test.csv")
     assert len(test_index) == 12 and set(test_index["label"]) == {"normal", "anomaly"}
+
+
+def test_dcase_2026_sets_keep_the_left_channel_by_default(tmp_path):
+    from asdflow.data.datasets import dcase_datasets
+
+    for year in (2025, 2026):
+        (tmp_path / str(year) / "fan" / "train").mkdir(parents=True)
+    cfg = {
+        "download": False,
+        "datasets": {
+            "a": {"role": "dev", "year": 2025, "roots": [str(tmp_path / "2025")]},
+            "b": {"role": "dev", "year": 2026, "roots": [str(tmp_path / "2026")]},
+            "c": {"role": "dev", "year": 2026, "roots": [str(tmp_path / "2026")], "channel": "mix"},
+        },
+    }
+    channels = {d.name: d.channel for d in dcase_datasets(cfg)}
+    assert channels == {"a": "", "b": "left", "c": "mix"}

@@ -25,6 +25,8 @@ class Dataset:
     ground_truth: dict[str, str] = field(default_factory=dict)
     # machine type -> archive stems to download first ("" entries: nothing to download)
     archives: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # stereo handling for this set ("" = features.channel): DCASE 2026 defaults to "left"
+    channel: str = ""
 
 
 def synthetic_datasets(cfg: dict) -> list[Dataset]:
@@ -96,7 +98,9 @@ def dcase_datasets(cfg: dict, resources: str = "resources/dcase") -> list[Datase
                     )
             archive_ids = {}
         gt = {m: gt_path for m in machines}
-        out.append(Dataset(name, role, tuple(machines), dirs, gt, archive_ids))
+        # 2026 clips are stereo (near mic left, far mic right); the baseline keeps the left one.
+        channel = spec.get("channel") or ("left" if spec.get("year") == 2026 else "")
+        out.append(Dataset(name, role, tuple(machines), dirs, gt, archive_ids, channel))
     return out
 
 

@@ -103,7 +103,7 @@ def load_encoder_weights(encoder: EATEncoder, weights: dict, path: str | Path) -
 
 
 def encoder_from_checkpoint(path: str | Path, **overrides) -> tuple[EATEncoder, dict]:
-    """Rebuild the encoder a checkpoint describes (overrides e.g. drop_path) and load its weights."""
+    """Rebuild the encoder a checkpoint describes (overrides: e.g. drop_path); load its weights."""
     state = load_checkpoint(path)
     cfg = config_of(state, path)
     if overrides:

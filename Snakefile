@@ -11,6 +11,7 @@ include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/features.smk"
 include: "rules/baseline.smk"
+include: "rules/pretrain.smk"
 include: "rules/report.smk"
 
 
@@ -18,3 +19,4 @@ rule all:
     input:
         "results/tables/results.md",
         "results/tables/results.csv",
+        expand("results/pretrain/{encoder}/model.pt", encoder=["general", "dap", "dap_full"]),

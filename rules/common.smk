@@ -92,3 +92,21 @@ def machine_entries(run):
         for d in SCORED
         for m in d.machine_types
     )
+
+
+def cached_train(roles):
+    """The cached training splits (.npy) of every machine type of data sets with these roles."""
+    return [
+        f"results/features/{d.name}/{m}/train.npy"
+        for d in DATASETS.values()
+        if d.role in roles
+        for m in d.machine_types
+    ]
+
+
+def pretrain_settings(run):
+    """The resolved settings of one pre-training run (general, dap or dap_full) as a dict."""
+    pre = config["pretrain"]
+    own = {k: v for k, v in pre[run].items() if k not in ("source", "checkpoint")}
+    init = "" if run == "general" else "results/pretrain/general/model.pt"
+    return {"model": pre["model"], "init": init, **pre["common"], **own}

@@ -34,7 +34,7 @@ def cmd_download(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 # Stages whose own argument parser lives beside their code: the rest of the line goes to it.
-DELEGATED = {"synth", "download"}
+DELEGATED = {"synth", "download", "import-eat"}
 
 
 # --- features -----------------------------------------------------------------------------------
@@ -47,15 +47,22 @@ def cmd_features(args: argparse.Namespace) -> None:
     from asdflow.data import dcase
 
     _limit_threads()
+    settings = features.FbankSettings(
+        sample_rate=args.sample_rate, n_frames=args.n_frames, channel=args.channel
+    )
+    if args.plain_dir:
+        features.cache_machine(
+            features.plain_clip_table(Path(args.plain_dir)), Path(args.out_dir), settings
+        )
+        return
+    if not args.machine_dir:
+        raise ValueError("give --machine-dir (DCASE layout) or --plain-dir (unlabelled wavs)")
     truth = dcase.read_eval_ground_truth(args.ground_truth) if args.ground_truth else None
     # An eval machine's train and test halves may come in separate folders: share the key names.
     keys = dcase.machine_attribute_keys(args.machine_dir)
     clips = pd.concat(
         [dcase.machine_clip_table(Path(d), truth, attribute_keys=keys) for d in args.machine_dir],
         ignore_index=True,
-    )
-    settings = features.FbankSettings(
-        sample_rate=args.sample_rate, n_frames=args.n_frames, channel=args.channel
     )
     features.cache_machine(clips, Path(args.out_dir), settings)
 
@@ -70,6 +77,27 @@ def cmd_norm_stats(args: argparse.Namespace) -> None:
         stats = features.compute_norm_stats([Path(p) for p in prefixes])
     stats.save(args.out)
     print(json.dumps(stats.__dict__))
+
+
+# --- pre-training -------------------------------------------------------------------------------
+
+
+def cmd_pretrain(args: argparse.Namespace) -> None:
+    import torch
+
+    from asdflow import features, pretrain
+
+    torch.set_num_threads(args.threads)
+    settings = pretrain.settings_from_dict(json.loads(args.settings))
+    stats = features.NormStats.load(args.norm_stats) if args.norm_stats else None
+    prefixes = sorted({str(Path(p).with_suffix("")) for p in args.cache})
+    pretrain.pretrain(settings, prefixes, Path(args.out), stats, progress=not args.quiet)
+
+
+def cmd_import_eat(args: argparse.Namespace, extra: list[str]) -> int:
+    from asdflow import import_eat
+
+    return import_eat.main_import(extra)
 
 
 # --- scoring and tables -------------------------------------------------------------------------
@@ -148,13 +176,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_download)
 
     p = sub.add_parser("features", help="cache the log-mel features of one machine type")
-    p.add_argument("--machine-dir", nargs="+", required=True)
+    p.add_argument("--machine-dir", nargs="+", default=[], help="DCASE-layout machine folders")
+    p.add_argument("--plain-dir", default="", help="a folder of wav files without labels")
     p.add_argument("--ground-truth", default="", help="eval ground-truth list (DCASE format)")
     p.add_argument("--out-dir", required=True)
     p.add_argument("--sample-rate", type=int, default=16000)
     p.add_argument("--n-frames", type=int, default=1024)
     p.add_argument("--channel", default="mix", choices=["mix", "left", "right"])
     p.set_defaults(func=cmd_features)
+
+    p = sub.add_parser("pretrain", help="EAT pre-training (general or domain-adaptive)")
+    p.add_argument("--cache", nargs="+", required=True, help="cached splits (.npy) to train on")
+    p.add_argument("--settings", required=True, help="pre-training settings as a JSON object")
+    p.add_argument("--norm-stats", default="", help="statistics for a run from scratch")
+    p.add_argument("--out", required=True)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_pretrain)
+
+    p = sub.add_parser(
+        "import-eat", add_help=False, help="convert official EAT weights (see --help)"
+    )
+    p.set_defaults(func=cmd_import_eat)
 
     p = sub.add_parser("norm-stats", help="log-mel normalisation statistics")
     p.add_argument("--train", nargs="*", default=[], help="cached training splits (.npy/.csv)")

@@ -144,6 +144,27 @@ def cache_machine(
         cache_split(part, out_dir / f"{split}.npy", out_dir / f"{split}.csv", settings, progress)
 
 
+def plain_clip_table(folder: Path) -> pd.DataFrame:
+    """A clip table of every wav under `folder` (no labels): the general-audio corpus."""
+    from asdflow.data import CLIP_COLUMNS
+
+    files = sorted(str(p) for p in Path(folder).rglob("*.wav"))
+    if not files:
+        raise FileNotFoundError(f"{folder}: no wav files")
+    table = pd.DataFrame({"file": files})
+    table = table.assign(
+        machine_type=Path(folder).name,
+        section="00",
+        domain="",
+        split="train",
+        label="normal",
+        index=-1,
+        attributes="{}",
+        attributes_known=False,
+    )
+    return table[CLIP_COLUMNS]
+
+
 def read_index(csv_path: str | Path) -> pd.DataFrame:
     """The clip table of a cached split (empty strings kept as strings, not NaN)."""
     return pd.read_csv(csv_path, dtype={"section": str}, keep_default_na=False)

@@ -47,6 +47,21 @@ class PretrainSettings:
         return asdict(self)
 
 
+def settings_from_dict(d: dict) -> PretrainSettings:
+    """PretrainSettings from a flat dict of its fields plus the loop's; unknown keys are errors."""
+    loop_keys = set(train.LoopSettings.__dataclass_fields__)
+    own_keys = set(PretrainSettings.__dataclass_fields__) - {"loop"}
+    unknown = set(d) - loop_keys - own_keys
+    if unknown:
+        raise ValueError(f"unknown pre-training setting(s) {sorted(unknown)}")
+    loop = {k: v for k, v in d.items() if k in loop_keys}
+    if "betas" in loop:
+        loop["betas"] = tuple(loop["betas"])
+    return PretrainSettings(
+        **{k: v for k, v in d.items() if k in own_keys}, loop=train.LoopSettings(**loop)
+    )
+
+
 # --- masking ------------------------------------------------------------------------------------
 
 

@@ -1,0 +1,150 @@
+# EAT pre-training: the general encoder (trained on the general-audio corpus, or imported from
+# official weights), then domain-adaptive pre-training on machine sounds (DAP, DAP-full).
+
+
+rule synth_general:
+    output:
+        directory(f"{SYNTH_ROOT}/general"),
+    log:
+        "logs/synth/general.log",
+    params:
+        root=lambda wildcards, output: str(Path(output[0]).parent),
+        clips=config["synthetic"].get("general_clips", 600),
+        seed=config["synthetic"]["seed"],
+        clip_seconds=config["synthetic"]["clip_seconds"],
+        code=code_version("data/synth.py"),
+    threads: 1
+    conda:
+        ENV
+    shell:
+        "asdflow synth --root {params.root} --general {params.clips} --seed {params.seed} "
+        "--clip-seconds {params.clip_seconds} --workers {threads} > {log} 2>&1"
+
+
+rule features_general:
+    input:
+        f"{SYNTH_ROOT}/general",
+    output:
+        "results/features/general/train.npy",
+        "results/features/general/train.csv",
+    log:
+        "logs/features/general.log",
+    params:
+        out_dir=parent_of("output"),
+        sample_rate=config["features"]["sample_rate"],
+        n_frames=config["features"]["n_frames"],
+        channel=config["features"]["channel"],
+        code=code_version("features.py"),
+    threads: 1
+    conda:
+        ENV
+    shell:
+        "asdflow features --plain-dir {input} --out-dir {params.out_dir} "
+        "--sample-rate {params.sample_rate} --n-frames {params.n_frames} "
+        "--channel {params.channel} > {log} 2>&1"
+
+
+rule norm_stats_general:
+    input:
+        "results/features/general/train.npy",
+        "results/features/general/train.csv",
+    output:
+        "results/features/general/norm_stats.json",
+    log:
+        "logs/features/norm_stats_general.log",
+    params:
+        code=code_version("features.py"),
+    threads: 1
+    conda:
+        ENV
+    shell:
+        "asdflow norm-stats --train {input} --mode train --out {output} > {log} 2>&1"
+
+
+if config["pretrain"]["general"]["source"] == "import":
+
+    rule import_general:
+        input:
+            config["pretrain"]["general"]["checkpoint"],
+        output:
+            "results/pretrain/general/model.pt",
+        log:
+            "logs/pretrain/general.log",
+        params:
+            code=code_version("import_eat.py", "models.py", "checkpoint.py"),
+        threads: 1
+        conda:
+            ENV
+        shell:
+            "asdflow import-eat {input} --out {output} > {log} 2>&1"
+
+else:
+
+    rule pretrain_general:
+        input:
+            cache="results/features/general/train.npy",
+            stats="results/features/general/norm_stats.json",
+        output:
+            "results/pretrain/general/model.pt",
+        log:
+            "logs/pretrain/general.log",
+        params:
+            settings=pretrain_settings("general"),
+            settings_json=lambda wildcards: shlex.quote(json.dumps(pretrain_settings("general"))),
+            code=code_version("pretrain.py", "train.py", "models.py", "checkpoint.py"),
+        threads: workflow.cores
+        resources:
+            gpu=1,
+            runtime=24 * 60,
+        conda:
+            ENV
+        shell:
+            "asdflow pretrain --cache {input.cache} --norm-stats {input.stats} "
+            "--settings {params.settings_json} --out {output} --threads {threads} "
+            "--quiet > {log} 2>&1"
+
+
+rule pretrain_dap:
+    input:
+        init="results/pretrain/general/model.pt",
+        cache=cached_train(["dev", "eval"]),
+    output:
+        "results/pretrain/dap/model.pt",
+    log:
+        "logs/pretrain/dap.log",
+    params:
+        settings=pretrain_settings("dap"),
+        settings_json=lambda wildcards: shlex.quote(json.dumps(pretrain_settings("dap"))),
+        code=code_version("pretrain.py", "train.py", "models.py", "checkpoint.py"),
+    threads: workflow.cores
+    resources:
+        gpu=1,
+        runtime=24 * 60,
+    conda:
+        ENV
+    shell:
+        "asdflow pretrain --cache {input.cache} --settings {params.settings_json} "
+        "--out {output} --threads {threads} --quiet > {log} 2>&1"
+
+
+rule pretrain_dap_full:
+    input:
+        init="results/pretrain/general/model.pt",
+        cache=cached_train(["dev", "eval", "extra"]),
+    output:
+        "results/pretrain/dap_full/model.pt",
+    log:
+        "logs/pretrain/dap_full.log",
+    params:
+        settings=pretrain_settings("dap_full"),
+        settings_json=lambda wildcards: shlex.quote(json.dumps(pretrain_settings("dap_full"))),
+        code=code_version("pretrain.py", "train.py", "models.py", "checkpoint.py"),
+    threads: workflow.cores
+    resources:
+        gpu=1,
+        runtime=24 * 60,
+    conda:
+        ENV
+    shell:
+        "asdflow pretrain --cache {input.cache} --settings {params.settings_json} "
+        "--out {output} --threads {threads} --quiet > {log} 2>&1"

@@ -52,6 +52,10 @@ def tiny_config() -> dict:
     synthetic["sets"]["eval"] = synthetic["sets"]["eval"][:2]
     synthetic["general_clips"] = 8
     config["features"]["n_frames"] = 96
+    pre = config["pretrain"]
+    pre["common"] |= {"batch_size": 4, "clone_batch": 2, "log_every": 2, "checkpoint_every": 4}
+    for run in ("general", "dap", "dap_full"):
+        pre[run] |= {"steps": 4, "warmup_steps": 1}
     return config
 
 

@@ -30,10 +30,13 @@ def test_dry_run_plans_one_job_per_machine_and_stage(tiny_workdir):
         parts = line.split()
         if len(parts) == 2 and parts[1].isdigit():
             counts[parts[0]] = int(parts[1])
-    assert counts["synth_machine"] == 4
-    assert counts["features"] == 4
+    assert counts["synth_machine"] == counts["features"] == 4 + 3  # dev + eval + earlier
     assert counts["score_logmel_knn"] == 4
     assert counts["norm_stats"] == counts["evaluate"] == counts["results_table"] == 1
+    for rule in ("synth_general", "features_general", "norm_stats_general"):
+        assert counts[rule] == 1
+    for rule in ("pretrain_general", "pretrain_dap", "pretrain_dap_full"):
+        assert counts[rule] == 1
 
 
 @pytest.mark.slow
@@ -95,3 +98,33 @@ def test_ruff_is_clean():
         [str(ruff), "check", "src", "tests"], cwd=REPO, capture_output=True, text=True
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_official_weights_are_imported_and_continued_by_dap(tmp_path):
+    import torch
+    from test_import_eat import decoder_tensors, fairseq_keys, official_tensors, write_fairseq
+
+    from asdflow import checkpoint
+
+    official = tmp_path / "EAT-tiny_official.pt"
+    student, teacher = official_tensors(1, depth=6), official_tensors(2, depth=6)
+    model = fairseq_keys(student) | decoder_tensors(3)
+    write_fairseq(official, model, "nested", fairseq_keys(teacher))
+    config = tiny_config()
+    config["pretrain"]["general"] = {"source": "import", "checkpoint": str(official)}
+    work = write_workdir(tmp_path / "work", config)
+    run_snakemake(work, "--cores", "2", "results/pretrain/dap/model.pt")
+    general = checkpoint.load_checkpoint(work / "results/pretrain/general/model.pt")
+    assert general["settings"]["source"] == "import-eat"
+    assert general["normalization"]["mean"] == -4.268  # AudioSet statistics travel with it
+    dap = checkpoint.load_checkpoint(work / "results/pretrain/dap/model.pt")
+    assert dap["normalization"]["mean"] == -4.268 and dap["step"] == 4
+    assert dap["settings"]["init"] == "results/pretrain/general/model.pt"
+    # DAP moved the weights away from the imported ones, but only a little in 4 steps
+    moved = (
+        dap["encoder"]["blocks.0.mlp.fc1.weight"] - general["encoder"]["blocks.0.mlp.fc1.weight"]
+    )
+    assert 0 < moved.abs().max() < 0.1
+    assert not (work / "results/features/general").exists()  # no general corpus needed
+    del torch

@@ -260,6 +260,7 @@ def run_training(
         if done % loop.log_every == 0 or done == loop.steps:
             line = {"step": done, **{k: float(np.mean(v)) for k, v in meter.items()}}
             line["seconds_per_step"] = (time.perf_counter() - tick) / len(meter["loss"])
+            line["processes"] = world
             if rank == 0:
                 with open(metrics_path, "a") as f:
                     f.write(json.dumps(line) + "\n")

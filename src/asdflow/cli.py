@@ -147,7 +147,19 @@ def cmd_table(args: argparse.Namespace) -> None:
 def cmd_bench(args: argparse.Namespace) -> None:
     from asdflow import bench
 
-    if args.what == "attributes":
+    if args.what == "clones":
+        bench.bench_clones(
+            args.model or "eat_tiny", n_frames=args.n_frames or 192, precision=args.precision
+        )
+    elif args.what == "pretrain-memory":
+        bench.bench_pretrain_memory(
+            args.model or "eat_base",
+            args.batch,
+            args.clone_batch,
+            args.n_frames or 1024,
+            args.precision,
+        )
+    elif args.what == "attributes":
         bench.bench_attributes(Path(args.features_root), Path(args.synth_root))
     elif args.what == "features":
         bench.bench_features(
@@ -181,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ground-truth", default="", help="eval ground-truth list (DCASE format)")
     p.add_argument("--out-dir", required=True)
     p.add_argument("--sample-rate", type=int, default=16000)
-    p.add_argument("--n-frames", type=int, default=1024)
+    p.add_argument("--n-frames", type=int, default=0, help="frames per clip (0: per benchmark)")
     p.add_argument("--channel", default="mix", choices=["mix", "left", "right"])
     p.set_defaults(func=cmd_features)
 
@@ -235,12 +247,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_table)
 
     p = sub.add_parser("bench", help="benchmarks that print figures")
-    p.add_argument("what", choices=["features", "attributes"])
+    p.add_argument("what", choices=["features", "attributes", "clones", "pretrain-memory"])
+    p.add_argument("--model", default="", help="(clones, pretrain-memory) encoder size")
+    p.add_argument("--batch", type=int, default=12, help="(pretrain-memory) clips per step")
+    p.add_argument("--clone-batch", type=int, default=16, help="(pretrain-memory)")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
     p.add_argument("--features-root", default="results/features", help="(attributes)")
     p.add_argument("--synth-root", default="resources/synthetic", help="(attributes)")
     p.add_argument("--clips", type=int, default=400)
     p.add_argument("--clip-seconds", type=float, default=10.0)
-    p.add_argument("--n-frames", type=int, default=1024)
+    p.add_argument("--n-frames", type=int, default=0, help="frames per clip (0: per benchmark)")
     p.add_argument("--epochs", type=int, default=1)
     p.set_defaults(func=cmd_bench)
     return parser

@@ -104,6 +104,11 @@ def cached_train(roles):
     ]
 
 
+# Domain-adaptive pre-training data: DAP on the dev and eval sets' training clips (DCASE 2025),
+# DAP-full adds the earlier years' sets.
+DAP_ROLES = {"dap": ["dev", "eval"], "dap_full": ["dev", "eval", "extra"]}
+
+
 def pretrain_settings(run):
     """The resolved settings of one pre-training run (general, dap or dap_full) as a dict."""
     pre = config["pretrain"]

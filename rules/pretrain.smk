@@ -107,42 +107,23 @@ else:
 rule pretrain_dap:
     input:
         init="results/pretrain/general/model.pt",
-        cache=cached_train(["dev", "eval"]),
+        cache=lambda wildcards: cached_train(DAP_ROLES[wildcards.encoder]),
     output:
-        "results/pretrain/dap/model.pt",
+        "results/pretrain/{encoder}/model.pt",
     log:
-        "logs/pretrain/dap.log",
+        "logs/pretrain/{encoder}.log",
     params:
-        settings=pretrain_settings("dap"),
-        settings_json=lambda wildcards: shlex.quote(json.dumps(pretrain_settings("dap"))),
+        settings=lambda wildcards: pretrain_settings(wildcards.encoder),
+        settings_json=lambda wildcards: shlex.quote(
+            json.dumps(pretrain_settings(wildcards.encoder))
+        ),
         code=code_version("pretrain.py", "train.py", "models.py", "checkpoint.py"),
     threads: workflow.cores
     resources:
         gpu=1,
         runtime=24 * 60,
-    conda:
-        ENV
-    shell:
-        "asdflow pretrain --cache {input.cache} --settings {params.settings_json} "
-        "--out {output} --threads {threads} --quiet > {log} 2>&1"
-
-
-rule pretrain_dap_full:
-    input:
-        init="results/pretrain/general/model.pt",
-        cache=cached_train(["dev", "eval", "extra"]),
-    output:
-        "results/pretrain/dap_full/model.pt",
-    log:
-        "logs/pretrain/dap_full.log",
-    params:
-        settings=pretrain_settings("dap_full"),
-        settings_json=lambda wildcards: shlex.quote(json.dumps(pretrain_settings("dap_full"))),
-        code=code_version("pretrain.py", "train.py", "models.py", "checkpoint.py"),
-    threads: workflow.cores
-    resources:
-        gpu=1,
-        runtime=24 * 60,
+    wildcard_constraints:
+        encoder="dap|dap_full",
     conda:
         ENV
     shell:

@@ -29,7 +29,7 @@ def test_every_size_shapes_finite_and_gradients(name):
     assert features.shape == (2, 1 + 16, cfg.embed_dim)
     assert objective.student.embed(x).shape == (2, cfg.embed_dim)
     assert torch.isfinite(features).all()
-    loss, metrics = objective(x, torch.Generator().manual_seed(0))
+    loss, metrics = objective({"x": x}, torch.Generator().manual_seed(0))
     assert torch.isfinite(loss) and set(metrics) == {"frame_loss", "utterance_loss"}
     loss.backward()
     for part in (objective.student, objective.decoder):

@@ -82,7 +82,9 @@ def write_cache(folder, n=48, frames=32, seed=0):
         np.float32
     )
     arr.flush()
-    pd.DataFrame({"n_frames": [frames] * n}).to_csv(folder / "train.csv", index=False)
+    pd.DataFrame({"file": [f"clip{i}" for i in range(n)], "n_frames": [frames] * n}).to_csv(
+        folder / "train.csv", index=False
+    )
     return folder / "train"
 
 

@@ -85,13 +85,42 @@ def cmd_norm_stats(args: argparse.Namespace) -> None:
 def cmd_pretrain(args: argparse.Namespace) -> None:
     import torch
 
-    from asdflow import features, pretrain
+    from asdflow import features, pretrain, train
 
     torch.set_num_threads(args.threads)
-    settings = pretrain.settings_from_dict(json.loads(args.settings))
+    settings = train.settings_from_dict(pretrain.PretrainSettings, json.loads(args.settings))
     stats = features.NormStats.load(args.norm_stats) if args.norm_stats else None
     prefixes = sorted({str(Path(p).with_suffix("")) for p in args.cache})
     pretrain.pretrain(settings, prefixes, Path(args.out), stats, progress=not args.quiet)
+
+
+def cmd_finetune(args: argparse.Namespace) -> None:
+    import pandas as pd
+    import torch
+
+    from asdflow import finetune, train
+
+    torch.set_num_threads(args.threads)
+    settings = train.settings_from_dict(finetune.FinetuneSettings, json.loads(args.settings))
+    labels = pd.read_csv(args.labels, keep_default_na=False)
+    prefixes = sorted({str(Path(p).with_suffix("")) for p in args.cache})
+    finetune.finetune(settings, prefixes, labels, Path(args.out), progress=not args.quiet)
+
+
+def cmd_embed(args: argparse.Namespace) -> None:
+    import torch
+
+    from asdflow import embed
+
+    torch.set_num_threads(args.threads)
+    embed.embed_machine(
+        Path(args.checkpoint),
+        Path(args.features_dir),
+        Path(args.out_dir),
+        tuple(args.splits),
+        args.pooling,
+        args.batch_size,
+    )
 
 
 def cmd_import_eat(args: argparse.Namespace, extra: list[str]) -> int:
@@ -205,6 +234,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_pretrain)
+
+    p = sub.add_parser("finetune", help="fine-tune an encoder on machine attribute classes")
+    p.add_argument("--cache", nargs="+", required=True, help="cached training splits (.npy)")
+    p.add_argument("--labels", required=True, help="label space CSV: file, class_name, class_index")
+    p.add_argument("--settings", required=True, help="fine-tuning settings as a JSON object")
+    p.add_argument("--out", required=True)
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=cmd_finetune)
+
+    p = sub.add_parser("embed", help="clip embeddings of one machine type from an encoder")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--features-dir", required=True)
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--splits", nargs="+", default=["train"])
+    p.add_argument("--pooling", default="mean", choices=["mean", "cls"])
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--threads", type=int, default=1)
+    p.set_defaults(func=cmd_embed)
 
     p = sub.add_parser(
         "import-eat", add_help=False, help="convert official EAT weights (see --help)"

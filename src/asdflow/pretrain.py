@@ -47,21 +47,6 @@ class PretrainSettings:
         return asdict(self)
 
 
-def settings_from_dict(d: dict) -> PretrainSettings:
-    """PretrainSettings from a flat dict of its fields plus the loop's; unknown keys are errors."""
-    loop_keys = set(train.LoopSettings.__dataclass_fields__)
-    own_keys = set(PretrainSettings.__dataclass_fields__) - {"loop"}
-    unknown = set(d) - loop_keys - own_keys
-    if unknown:
-        raise ValueError(f"unknown pre-training setting(s) {sorted(unknown)}")
-    loop = {k: v for k, v in d.items() if k in loop_keys}
-    if "betas" in loop:
-        loop["betas"] = tuple(loop["betas"])
-    return PretrainSettings(
-        **{k: v for k, v in d.items() if k in own_keys}, loop=train.LoopSettings(**loop)
-    )
-
-
 # --- masking ------------------------------------------------------------------------------------
 
 
@@ -142,8 +127,9 @@ class UFOObjective(nn.Module):
         y = torch.stack(layers).sum(0) / k
         return F.layer_norm(y, y.shape[-1:])
 
-    def forward(self, x: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, dict]:
+    def forward(self, batch: dict, generator: torch.Generator) -> tuple[torch.Tensor, dict]:
         s = self.settings
+        x = batch["x"]
         b, clones = x.shape[0], s.clone_batch
         y = self.targets(x)  # (B, N, D)
         tokens = self.student.tokens(x)  # (B, N, D), positions added

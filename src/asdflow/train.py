@@ -2,8 +2,9 @@
 parameter groups, warm-up + cosine schedule, NaN guard, JSON metric lines, atomic checkpoints and
 resume, and DistributedDataParallel when launched by torchrun.
 
-An *objective* is an nn.Module whose forward takes a batch (B, 1, T, F) and the step's random
-generator and returns (loss, metrics); it may define `after_step(step)` (e.g. the EMA teacher
+An *objective* is an nn.Module whose forward takes a batch (a dict of tensors: "x" the (B, 1, T, F)
+log-mel, "y" labels where there are any) and the step's random generator and returns
+(loss, metrics); it may define `after_step(step)` (e.g. the EMA teacher
 update) and `checkpoint_state()` / `load_checkpoint_state(state)` for what it keeps besides the
 optimised weights.
 """
@@ -54,11 +55,27 @@ class CachedClips:
     def shape(self) -> tuple[int, int]:
         return tuple(self.arrays[0].shape[1:])
 
-    def batch(self, indices: np.ndarray) -> torch.Tensor:
+    def clips(self, indices: np.ndarray) -> torch.Tensor:
         """(B, 1, T, F) float32 normalised log-mel of the clips at `indices`."""
         which = np.searchsorted(self.offsets, indices, side="right") - 1
         rows = [self.arrays[w][i - self.offsets[w]] for w, i in zip(which, indices, strict=True)]
         return torch.from_numpy(self.stats.apply(np.stack(rows))).unsqueeze(1)
+
+    def batch(self, indices: np.ndarray) -> dict[str, torch.Tensor]:
+        return {"x": self.clips(indices)}
+
+
+class LabelledClips(CachedClips):
+    """Cached clips with one integer class label per clip (rows in cache order)."""
+
+    def __init__(self, prefixes, stats: features.NormStats, labels: np.ndarray):
+        super().__init__(prefixes, stats)
+        if len(labels) != len(self):
+            raise ValueError(f"{len(labels)} labels for {len(self)} cached clips")
+        self.labels = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+
+    def batch(self, indices: np.ndarray) -> dict[str, torch.Tensor]:
+        return {"x": self.clips(indices), "y": self.labels[torch.as_tensor(indices)]}
 
 
 def batch_indices(step: int, batch_size: int, n: int, seed: int) -> np.ndarray:
@@ -73,11 +90,13 @@ def batch_indices(step: int, batch_size: int, n: int, seed: int) -> np.ndarray:
     return out
 
 
+def step_seed(seed: int, step: int, rank: int = 0) -> int:
+    return int(np.random.SeedSequence([seed, step, rank]).generate_state(1)[0])
+
+
 def step_generator(seed: int, step: int, rank: int = 0) -> torch.Generator:
     """Random stream of one step (masks, noise), independent of how the run was interrupted."""
-    return torch.Generator().manual_seed(
-        int(np.random.SeedSequence([seed, step, rank]).generate_state(1)[0])
-    )
+    return torch.Generator().manual_seed(step_seed(seed, step, rank))
 
 
 # --- optimisation -------------------------------------------------------------------------------
@@ -178,6 +197,20 @@ class LoopSettings:
     max_bad_steps: int = 10  # consecutive non-finite losses before giving up
 
 
+def settings_from_dict(cls, d: dict):
+    """A stage's settings dataclass (with a `loop` field) from one flat dict of its fields and
+    the loop's; unknown keys are errors naming them."""
+    loop_keys = set(LoopSettings.__dataclass_fields__)
+    own_keys = set(cls.__dataclass_fields__) - {"loop"}
+    unknown = set(d) - loop_keys - own_keys
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} key(s) {sorted(unknown)}")
+    loop = {k: v for k, v in d.items() if k in loop_keys}
+    if "betas" in loop:
+        loop["betas"] = tuple(loop["betas"])
+    return cls(**{k: v for k, v in d.items() if k in own_keys}, loop=LoopSettings(**loop))
+
+
 class NonFiniteLoss(RuntimeError):
     pass
 
@@ -231,7 +264,8 @@ def run_training(
         indices = batch_indices(step, loop.batch_size, len(data), loop.seed)[
             rank * local : (rank + 1) * local
         ]
-        batch = data.batch(indices).to(device, non_blocking=True)
+        batch = {k: v.to(device, non_blocking=True) for k, v in data.batch(indices).items()}
+        torch.manual_seed(step_seed(loop.seed, step, rank) + 1)  # dropout, augmentation: resumable
         with autocast_for(device, loop.precision):
             loss, metrics = model(batch, step_generator(loop.seed, step, rank))
         if not torch.isfinite(loss):

@@ -1,0 +1,100 @@
+"""Fine-tuning on machine attribute classes: ArcFace arithmetic, augmentation, a tiny run."""
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from test_pretrain import STATS, tiny_settings, write_cache
+
+from asdflow import checkpoint, embed, finetune, pretrain, train
+
+
+def test_arcface_adds_the_margin_to_the_true_class_only():
+    head = finetune.ArcFace(dim=4, classes=3, scale=10.0, margin=0.3)
+    emb = torch.randn(5, 4)
+    y = torch.tensor([0, 1, 2, 1, 0])
+    cos = (
+        torch.nn.functional.normalize(emb, dim=1)
+        @ torch.nn.functional.normalize(head.weight, dim=1).T
+    )
+    plain = head(emb)
+    torch.testing.assert_close(plain, 10.0 * cos)
+    margin = head(emb, y)
+    for i in range(5):
+        for j in range(3):
+            expected = 10.0 * (
+                math.cos(math.acos(cos[i, j].item()) + 0.3) if j == y[i] else cos[i, j].item()
+            )
+            assert margin[i, j].item() == pytest.approx(expected, abs=1e-5)
+
+
+def test_subcenter_arcface_takes_the_closest_centre():
+    head = finetune.ArcFace(dim=2, classes=2, subcenters=2, scale=1.0, margin=0.0)
+    with torch.no_grad():
+        head.weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]]))
+    cos = head.cosine(torch.tensor([[0.0, 1.0], [0.0, -1.0]]))
+    torch.testing.assert_close(cos, torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
+
+
+def test_specaugment_masks_bands_and_keeps_shape():
+    settings = finetune.FinetuneSettings(specaug_freq=0.25, specaug_time=0.25)
+    objective = finetune.MACObjective(pretrain.models.create_model("eat_tiny"), 2, settings)
+    torch.manual_seed(0)
+    x = torch.ones(4, 1, 32, 128)
+    out = objective.specaugment(x)
+    assert out.shape == x.shape and (out == 0).any() and (out == 1).any()
+
+
+def test_layer_scale_decays_towards_the_input():
+    scale = finetune.layer_scale(depth=4, decay=0.5)
+    assert scale("head.weight") == 1.0
+    assert scale("encoder.blocks.3.mlp.fc1.weight") == 0.5
+    assert scale("encoder.blocks.0.mlp.fc1.weight") == 0.5**4
+    assert scale("encoder.patch_embed.proj.weight") == 0.5**5
+
+
+def test_tiny_finetune_learns_the_classes_and_embeds(tmp_path):
+    prefix = write_cache(tmp_path / "cache", n=48, seed=0)
+    init = pretrain.pretrain(
+        tiny_settings(2), [prefix], tmp_path / "p/model.pt", STATS, progress=False
+    )
+    # the cached clips come from 4 prototypes: recover them as the class labels
+    rng = np.random.default_rng(0)  # replays write_cache's draws
+    rng.normal(size=(4, 1, 128))
+    proto = rng.integers(0, 4, 48)
+    index = pd.read_csv(f"{prefix}.csv")
+    labels = pd.DataFrame(
+        {"file": index["file"], "class_index": proto, "class_name": [f"c{p}" for p in proto]}
+    )
+    settings = train.settings_from_dict(
+        finetune.FinetuneSettings,
+        {
+            "init": str(init),
+            "steps": 30,
+            "batch_size": 8,
+            "lr": 1e-3,
+            "warmup_steps": 3,
+            "log_every": 10,
+        },
+    )
+    out = finetune.finetune(settings, [prefix], labels, tmp_path / "f/model.pt", progress=False)
+    lines = [json.loads(x) for x in (tmp_path / "f/model.metrics.jsonl").read_text().splitlines()]
+    assert lines[-1]["ce"] < lines[0]["ce"]
+    state = checkpoint.load_checkpoint(out)
+    assert state["settings"]["classes"] == sorted(
+        set(labels["class_name"]), key=lambda c: int(c[1:])
+    )
+    assert "head" in state and state["normalization"]["std"] == 0.5
+    embed.embed_machine(out, tmp_path / "cache", tmp_path / "emb", ("train",))
+    emb = np.load(tmp_path / "emb/train.npy")
+    assert emb.shape == (48, 192) and np.isfinite(emb).all()
+
+
+def test_unlabelled_clip_is_an_error(tmp_path):
+    prefix = write_cache(tmp_path / "cache", n=8)
+    labels = pd.DataFrame({"file": ["x"], "class_index": [0], "class_name": ["a"]})
+    with pytest.raises(ValueError, match="8 cached clip"):
+        finetune.labels_for_cache([prefix], labels)

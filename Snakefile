@@ -12,6 +12,8 @@ include: "rules/data.smk"
 include: "rules/features.smk"
 include: "rules/baseline.smk"
 include: "rules/pretrain.smk"
+include: "rules/pseudolabels.smk"
+include: "rules/finetune.smk"
 include: "rules/report.smk"
 
 
@@ -20,3 +22,8 @@ rule all:
         "results/tables/results.md",
         "results/tables/results.csv",
         expand("results/pretrain/{encoder}/model.pt", encoder=["general", "dap", "dap_full"]),
+        "results/tables/pseudolabels.md",
+        expand(
+            "results/figures/tsne/{pair}.png",
+            pair=[f"{d}_{m}" for d, m in machine_pairs(SCORED)],
+        ),

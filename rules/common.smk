@@ -115,3 +115,64 @@ def pretrain_settings(run):
     own = {k: v for k, v in pre[run].items() if k not in ("source", "checkpoint")}
     init = "" if run == "general" else "results/pretrain/general/model.pt"
     return {"model": pre["model"], "init": init, **pre["common"], **own}
+
+
+# --- encoders, pseudo-labels and the experiment matrix ------------------------------------------
+
+SEEDS = config["finetune"]["seeds"]
+RUNS = config["finetune"]["runs"]
+FT_RUN = config["pseudolabels"]["ft_run"]
+if RUNS.get(FT_RUN) != {"init": "general", "labels": "none"}:
+    raise ValueError(
+        f"pseudolabels.ft_run {FT_RUN!r} must name a run with init general and labels none "
+        f"(the general encoder fine-tuned with each no-attribute machine type as one class)"
+    )
+ENCODERS = {
+    "general": "results/pretrain/general/model.pt",
+    "dap": "results/pretrain/dap/model.pt",
+    "dap_full": "results/pretrain/dap_full/model.pt",
+    "ft": f"results/finetune/{FT_RUN}/seed{SEEDS[0]}/model.pt",
+}
+
+
+def encoder_checkpoint(wildcards):
+    return ENCODERS[wildcards.encoder]
+
+
+def pseudo_label_files(source):
+    """Cluster labels of every scored machine type from one encoder's embeddings."""
+    return [f"results/pseudolabels/{source}/{d}/{m}.csv" for d, m in machine_pairs(SCORED)]
+
+
+def cluster_args():
+    """Command-line options of `asdflow cluster` from the clustering settings."""
+    c = config["pseudolabels"]["clustering"]
+    args = [f"--auto {c.get('auto', 'silhouette')}"]
+    for key in ("n_clusters", "distance_threshold", "k_min", "k_max", "min_silhouette"):
+        if c.get(key) is not None:
+            args.append(f"--{key.replace('_', '-')} {c[key]}")
+    if c.get("min_relative_gap") is not None:
+        args.append(f"--min-relative-gap {c['min_relative_gap']}")
+    if c.get("pca_components") is not None:
+        args.append(f"--pca {c['pca_components']}")
+    if not c.get("l2_normalize", True):
+        args.append("--no-l2")
+    if c.get("whiten"):
+        args.append("--whiten")
+    return " ".join(args)
+
+
+def hidden_truth(dataset, machine):
+    """The synthetic factory's hidden-attribute file of a machine type ("" for real data)."""
+    if config["data_source"] != "synthetic":
+        return ""
+    return f"{SYNTH_ROOT}/ground_truth/{dataset}/{machine}_hidden_attributes.csv"
+
+
+def finetune_settings(run, seed):
+    """The resolved settings of one fine-tuning job: common settings, init checkpoint, seed."""
+    return {**config["finetune"]["common"], "init": ENCODERS[RUNS[run]["init"]], "seed": int(seed)}
+
+
+def label_file(wildcards):
+    return f"results/labels/{RUNS[wildcards.run]['labels']}.csv"

@@ -34,7 +34,7 @@ def cmd_download(args: argparse.Namespace, extra: list[str]) -> int:
 
 
 # Stages whose own argument parser lives beside their code: the rest of the line goes to it.
-DELEGATED = {"synth", "download", "import-eat"}
+DELEGATED = {"synth", "download", "import-eat", "cluster", "labels"}
 
 
 # --- features -----------------------------------------------------------------------------------
@@ -173,6 +173,61 @@ def cmd_table(args: argparse.Namespace) -> None:
     print(text)
 
 
+def cmd_cluster(args: argparse.Namespace, extra: list[str]) -> int:
+    from asdflow import pseudolabel
+
+    return pseudolabel.main_cluster(extra)
+
+
+def cmd_labels(args: argparse.Namespace, extra: list[str]) -> int:
+    from asdflow import pseudolabel
+
+    return pseudolabel.main_labels(extra)
+
+
+def cmd_pseudolabel_quality(args: argparse.Namespace) -> None:
+    from asdflow import tables
+
+    quality = tables.pseudolabel_quality([tuple(m) for m in args.machine])
+    summary = tables.pseudolabel_summary(quality)
+    Path(args.out_csv).parent.mkdir(parents=True, exist_ok=True)
+    quality.to_csv(args.out_csv, index=False, float_format="%.4f")
+    per_machine = quality.pivot_table(
+        index=["dataset", "machine_type", "hidden"], columns="encoder", values="nmi", sort=False
+    ).reset_index()
+    text = (
+        "Mean over machine types (hidden: the no-attribute ones, clustered for fine-tuning):\n\n"
+        + tables.to_markdown(summary, 3)
+        + "\nNMI per machine type:\n\n"
+        + tables.to_markdown(per_machine, 3)
+    )
+    Path(args.out_md).write_text(text)
+    print(text)
+
+
+def cmd_tsne(args: argparse.Namespace) -> None:
+    import numpy as np
+    import pandas as pd
+
+    from asdflow import features, figures, tables
+
+    index = features.read_index(args.index)
+    truth = tables.true_attribute_sets(index, None if args.truth == "-" else args.truth)
+    clusters = []
+    for path in args.pseudo:
+        table = pd.read_csv(path, keep_default_na=False)
+        by_file = dict(zip(table["file"], table["pseudo_attribute"], strict=True))
+        clusters.append(np.array([by_file[f] for f in index["file"]]))
+    figures.tsne_grid(
+        index["machine_type"].iloc[0],
+        args.encoders,
+        [np.load(p) for p in args.embeddings],
+        clusters,
+        None if truth is None else figures.short_attributes(truth),
+        Path(args.out),
+    )
+
+
 def cmd_bench(args: argparse.Namespace) -> None:
     from asdflow import bench
 
@@ -293,6 +348,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-md", required=True)
     p.add_argument("--out-csv", required=True)
     p.set_defaults(func=cmd_table)
+
+    p = sub.add_parser("cluster", add_help=False, help="Ward pseudo-labels of one machine type")
+    p.set_defaults(func=cmd_cluster)
+
+    p = sub.add_parser("labels", add_help=False, help="the class label space for fine-tuning")
+    p.set_defaults(func=cmd_labels)
+
+    p = sub.add_parser("pseudolabel-quality", help="NMI / ARI / purity of the clusters")
+    p.add_argument(
+        "--machine",
+        nargs=4,
+        action="append",
+        required=True,
+        metavar=("ENCODER", "PSEUDO_CSV", "INDEX_CSV", "TRUTH_CSV"),
+    )
+    p.add_argument("--out-md", required=True)
+    p.add_argument("--out-csv", required=True)
+    p.set_defaults(func=cmd_pseudolabel_quality)
+
+    p = sub.add_parser("tsne", help="t-SNE figure of one machine type's embeddings")
+    p.add_argument("--encoders", nargs="+", required=True)
+    p.add_argument("--embeddings", nargs="+", required=True)
+    p.add_argument("--pseudo", nargs="+", required=True)
+    p.add_argument("--index", required=True)
+    p.add_argument("--truth", default="-", help="hidden-truth CSV, or -")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_tsne)
 
     p = sub.add_parser("bench", help="benchmarks that print figures")
     p.add_argument("what", choices=["features", "attributes", "clones", "pretrain-memory"])

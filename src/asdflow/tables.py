@@ -102,3 +102,69 @@ def to_markdown(table: pd.DataFrame, digits: int = 2) -> str:
         for row in table.itertuples(index=False)
     ]
     return "\n".join([header, rule, *rows]) + "\n"
+
+
+# --- pseudo-label quality -----------------------------------------------------------------------
+
+
+def true_attribute_sets(index: pd.DataFrame, truth_csv: str | Path | None) -> pd.Series | None:
+    """The true attribute set (JSON text) of each training clip: from the clip table where the
+    machine type has attribute labels, else from a hidden-truth file; None when unknown."""
+    from asdflow import pseudolabel
+
+    known = index["attributes_known"].astype(str).eq("True")
+    if known.all():
+        return index["attributes"].reset_index(drop=True)
+    if truth_csv and Path(truth_csv).is_file():
+        return pseudolabel._truth_by_file(Path(truth_csv), index["file"]).reset_index(drop=True)
+    return None
+
+
+def pseudolabel_quality(entries: list[tuple[str, str, str, str]]) -> pd.DataFrame:
+    """NMI, ARI and purity of each (encoder, machine type)'s clusters against true attributes.
+
+    entries: (encoder, pseudo-label CSV, training index CSV, hidden-truth CSV or "-").
+    Machine types whose true attributes are unknown are left out.
+    """
+    from asdflow import pseudolabel
+
+    rows = []
+    for encoder, pseudo_csv, index_csv, truth_csv in entries:
+        index = features.read_index(index_csv)
+        truth = true_attribute_sets(index, None if truth_csv == "-" else truth_csv)
+        if truth is None:
+            continue
+        clusters = pd.read_csv(pseudo_csv, keep_default_na=False)
+        by_file = dict(zip(clusters["file"], clusters["pseudo_attribute"], strict=True))
+        labels = [by_file[f] for f in index["file"]]
+        quality = pseudolabel.cluster_quality(truth.to_numpy(), np.asarray(labels))
+        rows.append(
+            {
+                "encoder": encoder,
+                "dataset": Path(index_csv).parent.parent.name,
+                "machine_type": index["machine_type"].iloc[0],
+                "hidden": not index["attributes_known"].astype(str).eq("True").all(),
+                **quality,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def pseudolabel_summary(quality: pd.DataFrame) -> pd.DataFrame:
+    """Mean NMI / ARI / purity per encoder over the hidden-attribute machine types and over all."""
+    rows = []
+    for encoder, part in quality.groupby("encoder", sort=False):
+        hidden = part[part["hidden"]]
+        rows.append(
+            {
+                "encoder": encoder,
+                "nmi_hidden": hidden["nmi"].mean(),
+                "ari_hidden": hidden["ari"].mean(),
+                "purity_hidden": hidden["purity"].mean(),
+                "nmi_all": part["nmi"].mean(),
+                "ari_all": part["ari"].mean(),
+                "purity_all": part["purity"].mean(),
+                "clusters_per_machine": part["n_clusters"].mean(),
+            }
+        )
+    return pd.DataFrame(rows)

@@ -1,0 +1,28 @@
+# Model adaptation: every run of the experiment matrix fine-tuned once per seed.
+
+
+rule finetune:
+    input:
+        init=lambda wc: ENCODERS[RUNS[wc.run]["init"]],
+        labels=label_file,
+        cache=cached_train(["dev", "eval"]),
+    output:
+        "results/finetune/{run}/seed{seed}/model.pt",
+    log:
+        "logs/finetune/{run}/seed{seed}.log",
+    params:
+        settings=lambda wc: finetune_settings(wc.run, wc.seed),
+        settings_json=lambda wc: shlex.quote(json.dumps(finetune_settings(wc.run, wc.seed))),
+        code=code_version("finetune.py", "train.py", "models.py", "checkpoint.py"),
+    threads: workflow.cores
+    resources:
+        gpu=1,
+        runtime=24 * 60,
+    wildcard_constraints:
+        seed=r"\d+",
+    conda:
+        ENV
+    shell:
+        "asdflow finetune --cache {input.cache} --labels {input.labels} "
+        "--settings {params.settings_json} --out {output} --threads {threads} --quiet "
+        "> {log} 2>&1"

@@ -1,0 +1,129 @@
+# Pseudo-attribute labels: embeddings of the training clips from each encoder, Ward clustering per
+# machine type, the label spaces fine-tuning uses, and the measured quality of the clusters.
+
+
+rule embed_train:
+    input:
+        checkpoint=encoder_checkpoint,
+        cache="results/features/{dataset}/{machine}/train.npy",
+    output:
+        "results/embeddings/{encoder}/{dataset}/{machine}/train.npy",
+    log:
+        "logs/embeddings/{encoder}/{dataset}/{machine}.log",
+    params:
+        features_dir=parent_of("input", 1),
+        out_dir=parent_of("output"),
+        code=code_version("embed.py", "models.py", "checkpoint.py"),
+    threads: 1
+    resources:
+        gpu=1,
+        runtime=60,
+    wildcard_constraints:
+        encoder="general|ft|dap|dap_full",
+    conda:
+        ENV
+    shell:
+        "asdflow embed --checkpoint {input.checkpoint} --features-dir {params.features_dir} "
+        "--out-dir {params.out_dir} --splits train --threads {threads} > {log} 2>&1"
+
+
+rule cluster:
+    input:
+        embeddings="results/embeddings/{encoder}/{dataset}/{machine}/train.npy",
+        index="results/features/{dataset}/{machine}/train.csv",
+    output:
+        "results/pseudolabels/{encoder}/{dataset}/{machine}.csv",
+    log:
+        "logs/pseudolabels/{encoder}/{dataset}/{machine}.log",
+    params:
+        clustering=config["pseudolabels"]["clustering"],
+        args=cluster_args(),
+        code=code_version("pseudolabel.py"),
+    threads: 1
+    conda:
+        ENV
+    shell:
+        "asdflow cluster --embeddings {input.embeddings} --index {input.index} --out {output} "
+        "{params.args} > {log} 2>&1"
+
+
+rule label_space:
+    input:
+        index=cached_split("train"),
+        pseudo=lambda wc: [] if wc.source == "none" else pseudo_label_files(wc.source),
+    output:
+        "results/labels/{source}.csv",
+    log:
+        "logs/labels/{source}.log",
+    params:
+        indexes=lambda wc, input: [f for f in input.index if f.endswith(".csv")],
+        code=code_version("pseudolabel.py"),
+    threads: 1
+    wildcard_constraints:
+        source="none|general|ft|dap|dap_full",
+    conda:
+        ENV
+    shell:
+        "asdflow labels --index {params.indexes} --pseudo {input.pseudo} --out {output} "
+        "> {log} 2>&1"
+
+
+rule pseudolabel_quality:
+    input:
+        pseudo=[
+            f
+            for encoder in config["pseudolabels"]["encoders"]
+            for f in pseudo_label_files(encoder)
+        ],
+        index=cached_split("train"),
+    output:
+        md=report("results/tables/pseudolabels.md", category="Pseudo-labels"),
+        csv="results/tables/pseudolabels.csv",
+    log:
+        "logs/tables/pseudolabels.log",
+    params:
+        entries=" ".join(
+            f"--machine {e} results/pseudolabels/{e}/{d}/{m}.csv "
+            f"results/features/{d}/{m}/train.csv {hidden_truth(d, m) or '-'}"
+            for e in config["pseudolabels"]["encoders"]
+            for d, m in machine_pairs(SCORED)
+        ),
+        code=code_version("tables.py", "pseudolabel.py"),
+    threads: 1
+    conda:
+        ENV
+    shell:
+        "asdflow pseudolabel-quality {params.entries} --out-md {output.md} "
+        "--out-csv {output.csv} > {log} 2>&1"
+
+
+rule tsne_figure:
+    input:
+        embeddings=expand(
+            "results/embeddings/{encoder}/{{dataset}}/{{machine}}/train.npy",
+            encoder=config["pseudolabels"]["encoders"],
+        ),
+        pseudo=expand(
+            "results/pseudolabels/{encoder}/{{dataset}}/{{machine}}.csv",
+            encoder=config["pseudolabels"]["encoders"],
+        ),
+        index="results/features/{dataset}/{machine}/train.csv",
+    output:
+        report(
+            "results/figures/tsne/{dataset}_{machine}.png",
+            category="Pseudo-labels",
+            caption="../report/tsne.rst",
+        ),
+    log:
+        "logs/figures/tsne/{dataset}_{machine}.log",
+    params:
+        encoders=config["pseudolabels"]["encoders"],
+        truth=lambda wc: hidden_truth(wc.dataset, wc.machine) or "-",
+        code=code_version("figures.py"),
+    threads: 1
+    conda:
+        ENV
+    shell:
+        "asdflow tsne --encoders {params.encoders} --embeddings {input.embeddings} "
+        "--pseudo {input.pseudo} --index {input.index} --truth {params.truth} "
+        "--out {output} > {log} 2>&1"

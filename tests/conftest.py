@@ -56,7 +56,25 @@ def tiny_config() -> dict:
     pre["common"] |= {"batch_size": 4, "clone_batch": 2, "log_every": 2, "checkpoint_every": 4}
     for run in ("general", "dap", "dap_full"):
         pre[run] |= {"steps": 4, "warmup_steps": 1}
+    config["finetune"]["common"] |= {
+        "steps": 4,
+        "batch_size": 4,
+        "warmup_steps": 1,
+        "log_every": 2,
+        "checkpoint_every": 4,
+    }
     return config
+
+
+def dry_run_counts(workdir: Path, *args: str) -> dict[str, int]:
+    """{rule: jobs} that a dry run would execute (the "Job stats" table)."""
+    proc = run_snakemake(workdir, "-n", "-q", "rules", *args)
+    counts = {}
+    for line in (proc.stdout + proc.stderr).splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit():
+            counts[parts[0]] = int(parts[1])
+    return counts
 
 
 def write_workdir(path: Path, config: dict) -> Path:

@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 import yaml
-from conftest import run_snakemake, tiny_config, write_workdir
+from conftest import dry_run_counts, run_snakemake, tiny_config, write_workdir
 
 
 def test_config_typo_is_an_error_naming_the_key(tmp_path):
@@ -23,13 +23,7 @@ def test_config_wrong_type_is_an_error(tmp_path):
 
 
 def test_dry_run_plans_one_job_per_machine_and_stage(tiny_workdir):
-    proc = run_snakemake(tiny_workdir, "-n", "-q", "rules")
-    text = proc.stdout + proc.stderr
-    counts = {}
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) == 2 and parts[1].isdigit():
-            counts[parts[0]] = int(parts[1])
+    counts = dry_run_counts(tiny_workdir)
     assert counts["synth_machine"] == counts["features"] == 4 + 3  # dev + eval + earlier
     assert counts["score_logmel_knn"] == 4
     assert counts["norm_stats"] == counts["evaluate"] == counts["results_table"] == 1
@@ -59,9 +53,22 @@ def test_tiny_real_run_produces_the_results_table(tiny_workdir):
             header=None,
         )
         assert len(scores) == 16 and scores[0].str.match(r"section_00_\d{4}\.wav").all()
+    # pseudo-label quality table and one t-SNE figure per scored machine type
+    quality = pd.read_csv(tiny_workdir / "results/tables/pseudolabels.csv")
+    assert set(quality["encoder"]) == {"general", "ft", "dap", "dap_full"}
+    assert quality["nmi"].between(0, 1).all() and quality["hidden"].sum() == 2 * 4
+    figures = sorted(p.name for p in (tiny_workdir / "results/figures/tsne").iterdir())
+    assert len(figures) == 4 and all(name.endswith(".png") for name in figures)
     # a second run has nothing to do
     proc = run_snakemake(tiny_workdir, "-n")
     assert "Nothing to be done" in proc.stdout + proc.stderr
+    # changing a clustering setting reruns clustering and what follows, nothing before it
+    config = yaml.safe_load((tiny_workdir / "config/config.yaml").read_text())
+    config["pseudolabels"]["clustering"]["k_max"] = 5
+    (tiny_workdir / "config/config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    counts = dry_run_counts(tiny_workdir)
+    assert counts.pop("cluster") == 4 * 4  # encoders x scored machine types
+    assert counts == {"pseudolabel_quality": 1, "tsne_figure": 4, "all": 1, "total": 22}
 
 
 def test_snakemake_lint_and_snakefmt_are_clean():

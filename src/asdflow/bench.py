@@ -269,3 +269,80 @@ def _print(result: dict) -> None:
     for key, value in result.items():
         text = f"{value:.3f}" if isinstance(value, float) else str(value)
         print(f"{key:<{width}}  {text}")
+
+
+CLUSTERING_VARIANTS = {
+    "l2, silhouette": {},
+    "l2, gap": {"auto": "gap"},
+    "l2 + PCA 0.90 + whiten, silhouette": {"pca_components": 0.9, "whiten": True},
+    "l2 + PCA 0.95 + whiten, silhouette": {"pca_components": 0.95, "whiten": True},
+    "l2 + PCA 0.99 + whiten, silhouette": {"pca_components": 0.99, "whiten": True},
+    "l2 + PCA 0.99 + whiten, gap": {"pca_components": 0.99, "whiten": True, "auto": "gap"},
+    "l2 + PCA 0.99 + whiten, true count": {
+        "pca_components": 0.99,
+        "whiten": True,
+        "n_clusters": -1,
+    },
+}
+
+
+def bench_clustering(
+    results: Path = Path("results"), synth_root: Path = Path("resources/synthetic")
+) -> pd.DataFrame:
+    """Cluster quality (NMI, ARI, clusters found) of each clustering variant on each encoder's
+    training-clip embeddings, averaged over the machine types whose true attributes are known
+    (run after `make run`). "true count" cheats with the true number of attribute sets."""
+    import warnings
+
+    from asdflow import pseudolabel, tables
+
+    rows = []
+    for enc_dir in sorted((Path(results) / "embeddings").iterdir()):
+        for emb_path in sorted(enc_dir.glob("*/*/train.npy")):
+            dataset, machine = emb_path.parent.parent.name, emb_path.parent.name
+            index = features.read_index(
+                Path(results) / "features" / dataset / machine / "train.csv"
+            )
+            truth_csv = (
+                Path(synth_root) / "ground_truth" / dataset / f"{machine}_hidden_attributes.csv"
+            )
+            truth = tables.true_attribute_sets(index, truth_csv)
+            if truth is None:
+                continue
+            X = np.load(emb_path)
+            for name, settings in CLUSTERING_VARIANTS.items():
+                settings = dict(settings)
+                if settings.get("n_clusters") == -1:
+                    settings["n_clusters"] = truth.nunique()
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    labels = pseudolabel.WardClustering(**settings).fit(X).labels_
+                q = pseudolabel.cluster_quality(truth.to_numpy(), labels)
+                rows.append({"encoder": enc_dir.name, "variant": name, **q})
+    table = (
+        pd.DataFrame(rows)
+        .groupby(["variant", "encoder"], sort=False)[["nmi", "ari", "n_clusters", "n_true"]]
+        .mean()
+        .reset_index()
+    )
+    wide = table.pivot(index="variant", columns="encoder", values="nmi").loc[
+        list(CLUSTERING_VARIANTS)
+    ]
+    print("NMI, mean over machine types with known attributes:")
+    print(wide.to_string(float_format=lambda v: f"{v:.3f}"))
+    print("\nARI:")
+    print(
+        table.pivot(index="variant", columns="encoder", values="ari")
+        .loc[list(CLUSTERING_VARIANTS)]
+        .to_string(float_format=lambda v: f"{v:.3f}")
+    )
+    print(
+        "\nclusters found (true attribute sets per machine type: "
+        f"{table['n_true'].mean():.1f} on average):"
+    )
+    print(
+        table.pivot(index="variant", columns="encoder", values="n_clusters")
+        .loc[list(CLUSTERING_VARIANTS)]
+        .to_string(float_format=lambda v: f"{v:.1f}")
+    )
+    return table

@@ -243,6 +243,8 @@ def cmd_bench(args: argparse.Namespace) -> None:
             args.n_frames or 1024,
             args.precision,
         )
+    elif args.what == "clustering":
+        bench.bench_clustering(Path("results"), Path(args.synth_root))
     elif args.what == "attributes":
         bench.bench_attributes(Path(args.features_root), Path(args.synth_root))
     elif args.what == "features":
@@ -377,7 +379,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_tsne)
 
     p = sub.add_parser("bench", help="benchmarks that print figures")
-    p.add_argument("what", choices=["features", "attributes", "clones", "pretrain-memory"])
+    p.add_argument(
+        "what", choices=["features", "attributes", "clones", "pretrain-memory", "clustering"]
+    )
     p.add_argument("--model", default="", help="(clones, pretrain-memory) encoder size")
     p.add_argument("--batch", type=int, default=12, help="(pretrain-memory) clips per step")
     p.add_argument("--clone-batch", type=int, default=16, help="(pretrain-memory)")

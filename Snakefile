@@ -14,15 +14,17 @@ include: "rules/baseline.smk"
 include: "rules/pretrain.smk"
 include: "rules/pseudolabels.smk"
 include: "rules/finetune.smk"
+include: "rules/scoring.smk"
 include: "rules/report.smk"
 
 
 rule all:
     input:
-        "results/tables/results.md",
-        "results/tables/results.csv",
-        expand("results/pretrain/{encoder}/model.pt", encoder=["general", "dap", "dap_full"]),
+        multiext("results/tables/table1", ".md", ".csv", ".tex"),
+        multiext("results/tables/table2", ".md", ".csv", ".tex"),
+        "results/tables/machines.md",
         "results/tables/pseudolabels.md",
+        expand("results/figures/scores/{run}.png", run=table_runs()),
         expand(
             "results/figures/tsne/{pair}.png",
             pair=[f"{d}_{m}" for d, m in machine_pairs(SCORED)],

@@ -8,20 +8,18 @@ rule score_logmel_knn:
         test="results/features/{dataset}/{machine}/test.npy",
         stats="results/features/norm_stats.json",
     output:
-        scores="results/scores/logmel_knn/{dataset}/anomaly_score_{machine}_section_00_test.csv",
-        decisions="results/scores/logmel_knn/{dataset}/decision_result_{machine}_section_00_test.csv",
+        scores="results/scores/logmel_knn/seed0/{dataset}/anomaly_score_{machine}_section_00_test.csv",
+        decisions="results/scores/logmel_knn/seed0/{dataset}/decision_result_{machine}_section_00_test.csv",
     log:
         "logs/scores/logmel_knn/{dataset}/{machine}.log",
     params:
         features_dir=parent_of("input"),
         out_dir=parent_of("output"),
-        k=config["baseline"]["k"],
-        quantile=config["baseline"]["decision_quantile"],
+        knn=knn_args(),
         code=code_version("score.py", "knn.py", "metrics.py", "features.py"),
     threads: 1
     conda:
         ENV
     shell:
         "asdflow score-logmel --features-dir {params.features_dir} --norm-stats {input.stats} "
-        "--machine-type {wildcards.machine} --out-dir {params.out_dir} --k {params.k} "
-        "--decision-quantile {params.quantile} > {log} 2>&1"
+        "--out-dir {params.out_dir} {params.knn} > {log} 2>&1"

@@ -77,18 +77,19 @@ def cached_split(split):
     return inputs
 
 
-def run_scores(run):
-    """Submission files of every scored machine type for one run."""
+def run_scores(run, seed):
+    """Submission files of every scored machine type for one run and seed."""
     return [
-        f"results/scores/{run}/{d}/anomaly_score_{m}_section_00_test.csv"
+        f"results/scores/{run}/seed{seed}/{d}/anomaly_score_{m}_section_00_test.csv"
         for d, m in machine_pairs(SCORED)
     ]
 
 
-def machine_entries(run):
+def machine_entries(run, seed):
     """`dataset role machine features_dir scores_dir` arguments for `asdflow evaluate`."""
     return " ".join(
-        f"--machine {d.name} {d.role} {m} results/features/{d.name}/{m} results/scores/{run}/{d.name}"
+        f"--machine {d.name} {d.role} {m} results/features/{d.name}/{m} "
+        f"results/scores/{run}/seed{seed}/{d.name}"
         for d in SCORED
         for m in d.machine_types
     )
@@ -122,7 +123,10 @@ def pretrain_settings(run):
 SEEDS = config["finetune"]["seeds"]
 RUNS = config["finetune"]["runs"]
 FT_RUN = config["pseudolabels"]["ft_run"]
-if RUNS.get(FT_RUN) != {"init": "general", "labels": "none"}:
+if {k: RUNS.get(FT_RUN, {}).get(k) for k in ("init", "labels")} != {
+    "init": "general",
+    "labels": "none",
+}:
     raise ValueError(
         f"pseudolabels.ft_run {FT_RUN!r} must name a run with init general and labels none "
         f"(the general encoder fine-tuned with each no-attribute machine type as one class)"
@@ -176,3 +180,51 @@ def finetune_settings(run, seed):
 
 def label_file(wildcards):
     return f"results/labels/{RUNS[wildcards.run]['labels']}.csv"
+
+
+# --- scoring and tables -------------------------------------------------------------------------
+
+BASELINE = "logmel_knn"
+if BASELINE in RUNS:
+    raise ValueError(f"finetune.runs: {BASELINE!r} is the log-mel baseline's name; rename the run")
+RUN_PATTERN = "|".join(sorted(RUNS, key=len, reverse=True))
+for _table in ("table1", "table2"):
+    for _run in config["tables"][_table]:
+        if _run not in RUNS:
+            raise ValueError(
+                f"tables.{_table} names run {_run!r}, not in finetune.runs {sorted(RUNS)}"
+            )
+
+
+def run_seeds(run):
+    """Seeds of a run: the baseline is deterministic and has one."""
+    return [0] if run == BASELINE else SEEDS
+
+
+def knn_args():
+    """`asdflow score-*` options of the k-NN back end from the scoring settings."""
+    s = config["scoring"]
+    return (
+        f"--k {s['k']} --bank {s['bank']} --kmeans-centers {s.get('kmeans_centers', 16)} "
+        f"--decision-quantile {s['decision_quantile']}"
+    )
+
+
+def table_runs():
+    """The baseline and every run of either table, in table order."""
+    runs = [BASELINE]
+    for table in ("table1", "table2"):
+        runs += [r for r in config["tables"][table] if r not in runs]
+    return runs
+
+
+def metrics_files(runs):
+    return [f"results/metrics/{run}/seed{seed}.csv" for run in runs for seed in run_seeds(run)]
+
+
+def run_titles():
+    """`run=title` arguments for the tables."""
+    return (
+        " ".join(shlex.quote(f"{run}={RUNS[run].get('title', run)}") for run in RUNS)
+        + f" {BASELINE}=log-mel_k-NN"
+    )

@@ -19,6 +19,7 @@ rule finetune:
         gpu=1,
         runtime=24 * 60,
     wildcard_constraints:
+        run=RUN_PATTERN,
         seed=r"\d+",
     conda:
         ENV

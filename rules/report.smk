@@ -1,36 +1,82 @@
-# Metrics per run (the official DCASE rule) and the results table over runs.
+# Metrics per run and seed (the official DCASE rule), the paper's tables and the figures.
 
 
 rule evaluate:
     input:
-        scores=lambda wc: run_scores(wc.run),
+        scores=lambda wc: run_scores(wc.run, wc.seed),
         tests=cached_split("test"),
     output:
-        "results/metrics/{run}.csv",
+        "results/metrics/{run}/seed{seed}.csv",
     log:
-        "logs/metrics/{run}.log",
+        "logs/metrics/{run}/seed{seed}.log",
     params:
-        machines=lambda wc: machine_entries(wc.run),
+        machines=lambda wc: machine_entries(wc.run, wc.seed),
         code=code_version("tables.py", "metrics.py"),
     threads: 1
+    wildcard_constraints:
+        seed=r"\d+",
     conda:
         ENV
     shell:
-        "asdflow evaluate --run {wildcards.run} {params.machines} --out {output} > {log} 2>&1"
+        "asdflow evaluate --run {wildcards.run} --seed {wildcards.seed} {params.machines} "
+        "--out {output} > {log} 2>&1"
 
 
-rule results_table:
+rule tables:
     input:
-        "results/metrics/logmel_knn.csv",
+        metrics_files(table_runs()),
     output:
-        md="results/tables/results.md",
-        csv="results/tables/results.csv",
+        report(
+            multiext("results/tables/table1", ".md", ".csv", ".tex"),
+            category="Tables",
+            caption="../report/table1.rst",
+        ),
+        report(
+            multiext("results/tables/table2", ".md", ".csv", ".tex"),
+            category="Tables",
+            caption="../report/table2.rst",
+        ),
+        multiext("results/tables/machines", ".md", ".csv"),
+        report("results/figures/runs.png", category="Figures", caption="../report/runs.rst"),
     log:
-        "logs/tables/results.log",
+        "logs/tables/tables.log",
     params:
-        code=code_version("tables.py"),
+        table1=config["tables"]["table1"],
+        table2=config["tables"]["table2"],
+        titles=run_titles(),
+        out_dir=parent_of("output"),
+        code=code_version("tables.py", "figures.py"),
     threads: 1
     conda:
         ENV
     shell:
-        "asdflow table --metrics {input} --out-md {output.md} --out-csv {output.csv} > {log} 2>&1"
+        "asdflow tables --metrics {input} --table1 logmel_knn {params.table1} "
+        "--table2 logmel_knn {params.table2} --titles {params.titles} "
+        "--out-dir {params.out_dir} --figure results/figures/runs.png > {log} 2>&1"
+
+
+rule score_figure:
+    input:
+        scores=lambda wc: run_scores(wc.run, run_seeds(wc.run)[0]),
+        tests=cached_split("test"),
+    output:
+        report(
+            "results/figures/scores/{run}.png",
+            category="Figures",
+            caption="../report/scores.rst",
+        ),
+    log:
+        "logs/figures/scores/{run}.log",
+    params:
+        machines=lambda wc: " ".join(
+            f"--machine results/features/{d}/{m}/test.csv "
+            f"results/scores/{wc.run}/seed{run_seeds(wc.run)[0]}/{d}"
+            for d, m in machine_pairs(SCORED)
+        ),
+        code=code_version("figures.py"),
+    threads: 1
+    conda:
+        ENV
+    shell:
+        "asdflow score-figure --run {wildcards.run} {params.machines} --out {output} "
+        "> {log} 2>&1"

@@ -132,6 +132,19 @@ def cmd_import_eat(args: argparse.Namespace, extra: list[str]) -> int:
 # --- scoring and tables -------------------------------------------------------------------------
 
 
+def _knn_settings(args: argparse.Namespace):
+    from asdflow import knn
+
+    return knn.KnnSettings(k=args.k, bank=args.bank, kmeans_centers=args.kmeans_centers)
+
+
+def _add_knn_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--k", type=int, default=1)
+    p.add_argument("--bank", default="joint", choices=["joint", "per_domain", "kmeans_source"])
+    p.add_argument("--kmeans-centers", type=int, default=16)
+    p.add_argument("--decision-quantile", type=float, default=0.9)
+
+
 def cmd_score_logmel(args: argparse.Namespace) -> None:
     from asdflow import score
 
@@ -140,9 +153,20 @@ def cmd_score_logmel(args: argparse.Namespace) -> None:
         Path(args.features_dir),
         Path(args.norm_stats),
         Path(args.out_dir),
-        args.machine_type,
-        k=args.k,
-        decision_quantile=args.decision_quantile,
+        _knn_settings(args),
+        args.decision_quantile,
+    )
+
+
+def cmd_score_encoder(args: argparse.Namespace) -> None:
+    import torch
+
+    from asdflow import score
+
+    torch.set_num_threads(args.threads)
+    machines = [(Path(f), Path(o)) for f, o in args.machine]
+    score.score_encoder(
+        Path(args.checkpoint), machines, _knn_settings(args), args.decision_quantile
     )
 
 
@@ -153,24 +177,39 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         tables.MachineResult(dataset, role, machine, Path(fdir), Path(sdir))
         for dataset, role, machine, fdir, sdir in args.machine
     ]
-    frame = tables.evaluate_run(args.run, entries)
+    frame = tables.evaluate_run(args.run, entries).assign(seed=args.seed)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(args.out, index=False, float_format="%.6f")
     print(frame.to_string(index=False))
 
 
-def cmd_table(args: argparse.Namespace) -> None:
+def cmd_tables(args: argparse.Namespace) -> None:
     import pandas as pd
 
-    from asdflow import tables
+    from asdflow import figures, tables
 
     per_machine = pd.concat([pd.read_csv(p) for p in args.metrics], ignore_index=True)
-    table = tables.results_table(per_machine)
-    Path(args.out_md).parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(args.out_csv, index=False, float_format="%.4f")
-    text = tables.to_markdown(table)
-    Path(args.out_md).write_text(text)
-    print(text)
+    titles = dict(t.split("=", 1) for t in args.titles)
+    titles = {run: title.replace("_", " ") for run, title in titles.items()}
+    out = Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, runs in (("table1", args.table1), ("table2", args.table2)):
+        table = tables.paper_table(per_machine, runs, titles)
+        tables.write_table(table, out / name, caption=tables.CAPTIONS[name])
+        print(f"{name}: official score (%), mean +- std over seeds\n")
+        print(tables.to_markdown(table))
+    machines = tables.machine_table(per_machine, titles)
+    machines.to_csv(out / "machines.csv", index=False, float_format="%.2f")
+    (out / "machines.md").write_text(tables.to_markdown(machines, 1))
+    figures.run_bars(tables.seed_scores(per_machine), titles, Path(args.figure))
+
+
+def cmd_score_figure(args: argparse.Namespace) -> None:
+    from asdflow import figures
+
+    figures.score_distributions(
+        args.run, [(Path(i), Path(s)) for i, s in args.machine], Path(args.out)
+    )
 
 
 def cmd_cluster(args: argparse.Namespace, extra: list[str]) -> int:
@@ -243,6 +282,10 @@ def cmd_bench(args: argparse.Namespace) -> None:
             args.n_frames or 1024,
             args.precision,
         )
+    elif args.what == "knn":
+        from asdflow import bench_knn
+
+        bench_knn.bench_knn(k=args.k)
     elif args.what == "clustering":
         bench.bench_clustering(Path("results"), Path(args.synth_root))
     elif args.what == "attributes":
@@ -327,14 +370,22 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("score-logmel", help="log-mel k-NN baseline scores of one machine type")
     p.add_argument("--features-dir", required=True)
     p.add_argument("--norm-stats", required=True)
-    p.add_argument("--machine-type", required=True)
     p.add_argument("--out-dir", required=True)
-    p.add_argument("--k", type=int, default=1)
-    p.add_argument("--decision-quantile", type=float, default=0.9)
+    _add_knn_arguments(p)
     p.set_defaults(func=cmd_score_logmel)
 
-    p = sub.add_parser("evaluate", help="official DCASE metrics of one run")
+    p = sub.add_parser("score-encoder", help="k-NN scores of every machine type from an encoder")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument(
+        "--machine", nargs=2, action="append", required=True, metavar=("FEATURES_DIR", "OUT_DIR")
+    )
+    p.add_argument("--threads", type=int, default=1)
+    _add_knn_arguments(p)
+    p.set_defaults(func=cmd_score_encoder)
+
+    p = sub.add_parser("evaluate", help="official DCASE metrics of one run and seed")
     p.add_argument("--run", required=True)
+    p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--machine",
         nargs=5,
@@ -345,11 +396,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("table", help="results table over runs (Markdown and CSV)")
-    p.add_argument("--metrics", nargs="+", required=True)
-    p.add_argument("--out-md", required=True)
-    p.add_argument("--out-csv", required=True)
-    p.set_defaults(func=cmd_table)
+    p = sub.add_parser("tables", help="the paper's tables (Markdown, CSV, LaTeX) and a bar chart")
+    p.add_argument("--metrics", nargs="+", required=True, help="per-machine metrics CSVs")
+    p.add_argument("--table1", nargs="+", required=True, help="runs of Table 1, in order")
+    p.add_argument("--table2", nargs="+", required=True, help="runs of Table 2, in order")
+    p.add_argument("--titles", nargs="*", default=[], help="run=title pairs")
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--figure", required=True, help="bar chart of the runs (PNG)")
+    p.set_defaults(func=cmd_tables)
+
+    p = sub.add_parser("score-figure", help="score distributions of one run")
+    p.add_argument("--run", required=True)
+    p.add_argument(
+        "--machine", nargs=2, action="append", required=True, metavar=("TEST_CSV", "SCORES_DIR")
+    )
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_score_figure)
 
     p = sub.add_parser("cluster", add_help=False, help="Ward pseudo-labels of one machine type")
     p.set_defaults(func=cmd_cluster)
@@ -380,12 +442,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="benchmarks that print figures")
     p.add_argument(
-        "what", choices=["features", "attributes", "clones", "pretrain-memory", "clustering"]
+        "what", choices=["features", "attributes", "clones", "pretrain-memory", "clustering", "knn"]
     )
     p.add_argument("--model", default="", help="(clones, pretrain-memory) encoder size")
     p.add_argument("--batch", type=int, default=12, help="(pretrain-memory) clips per step")
     p.add_argument("--clone-batch", type=int, default=16, help="(pretrain-memory)")
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
+    p.add_argument("--k", type=int, default=1, help="(knn) neighbours")
     p.add_argument("--features-root", default="results/features", help="(attributes)")
     p.add_argument("--synth-root", default="resources/synthetic", help="(attributes)")
     p.add_argument("--clips", type=int, default=400)

@@ -49,11 +49,7 @@ def tsne_grid(
         _scatter(axes[row, 1], xy, cl, f"{encoder}: Ward clusters ({len(np.unique(cl))})")
     fig.suptitle(f"{machine_type}: training-clip embeddings", fontsize=11)
     fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.stem}.tmp.png")
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    tmp.replace(out)
+    _save(fig, out)
 
 
 def short_attributes(attributes: pd.Series) -> np.ndarray:
@@ -61,3 +57,68 @@ def short_attributes(attributes: pd.Series) -> np.ndarray:
     import json
 
     return np.array([",".join(f"{k}={v}" for k, v in json.loads(a).items()) for a in attributes])
+
+
+def _save(fig, out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.stem}.tmp.png")
+    fig.savefig(tmp, dpi=90)
+    plt.close(fig)
+    tmp.replace(out)
+
+
+def run_bars(scores: pd.DataFrame, titles: dict[str, str], out: Path) -> None:
+    """Bar chart of the official score over all machine types per run: mean over seeds, with the
+    standard deviation as error bars and each seed as a dot."""
+    runs = list(dict.fromkeys(scores["run"]))
+    fig, ax = plt.subplots(figsize=(1.2 * len(runs) + 2, 4))
+    for i, run in enumerate(runs):
+        values = scores.loc[scores["run"] == run, "all"].to_numpy(dtype=float)
+        std = values.std(ddof=1) if len(values) > 1 else 0.0
+        ax.bar(i, values.mean(), yerr=std, capsize=4, color="tab:blue", alpha=0.7)
+        ax.scatter(np.full(len(values), i), values, color="black", s=10, zorder=3)
+    ax.set_xticks(range(len(runs)))
+    ax.set_xticklabels([titles.get(r, r) for r in runs], rotation=30, ha="right")
+    ax.set_ylabel("official score, all machine types (%)")
+    low = scores["all"].min()
+    ax.set_ylim(max(0, low - 5), min(100, scores["all"].max() + 5))
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    _save(fig, out)
+
+
+def score_distributions(run: str, machines: list[tuple[Path, Path]], out: Path) -> None:
+    """Histograms of anomaly scores per machine type: normal vs anomalous test clips, source
+    (solid) vs target (dashed). `machines`: (test index CSV, submission folder)."""
+    from asdflow import features, metrics
+
+    n = len(machines)
+    cols = min(5, n)
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False)
+    for ax, (test_csv, scores_dir) in zip(axes.ravel(), machines, strict=False):
+        test = features.read_index(test_csv)
+        machine = str(test["machine_type"].iloc[0])
+        sub = metrics.read_submission(scores_dir, machine).set_index("file_name")["score"]
+        test = test.assign(score=[sub[Path(f).name] for f in test["file"]])
+        bins = np.histogram_bin_edges(test["score"], bins=20)
+        for (label, domain), part in test.groupby(["label", "domain"]):
+            if not label:
+                continue
+            ax.hist(
+                part["score"],
+                bins=bins,
+                histtype="step",
+                linewidth=1.5,
+                linestyle="-" if domain == "source" else "--",
+                color="tab:green" if label == "normal" else "tab:red",
+                label=f"{label} {domain}",
+            )
+        ax.set_title(machine, fontsize=9)
+        ax.tick_params(labelsize=7)
+    for ax in axes.ravel()[n:]:
+        ax.set_axis_off()
+    axes[0, 0].legend(fontsize=6, frameon=False)
+    fig.suptitle(f"{run}: anomaly scores of the test clips (first seed)", fontsize=10)
+    fig.tight_layout()
+    _save(fig, out)

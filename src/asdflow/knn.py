@@ -1,13 +1,18 @@
 """k-nearest-neighbour anomaly scores: cosine distance from each query to a bank of normal
-embeddings.
+embeddings, with the memory-bank variants of the top DCASE Task 2 systems.
 
 One matrix product per chunk of queries, so memory stays bounded (chunk x bank) whatever the size.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
+
+BANKS = ("joint", "per_domain", "kmeans_source")
+DOMAINS = ("source", "target")
 
 
 def _unit_rows(x: torch.Tensor) -> torch.Tensor:
@@ -50,3 +55,131 @@ def cosine_knn_distance(
             dist[rows - start, rows] = float("inf")
         out[start:stop] = dist.topk(k, dim=1, largest=False).values.mean(dim=1)
     return out.cpu().numpy().astype(np.float64)
+
+
+@dataclass(frozen=True)
+class KnnSettings:
+    """How test clips are scored against the normal training clips of one machine type.
+
+    bank: "joint" (every normal training clip, both domains: the paper's back end), "per_domain"
+    (separate source and target banks, score = minimum over the two domains) or "kmeans_source"
+    (k-means centres of the source clips plus all target clips, as top DCASE 2024/2025 systems).
+    """
+
+    k: int = 1
+    bank: str = "joint"
+    kmeans_centers: int = 16  # capped at the number of source clips
+    seed: int = 0  # k-means initialisation
+    chunk: int = 4096  # queries per matrix product
+
+    def __post_init__(self) -> None:
+        if self.bank not in BANKS:
+            raise ValueError(f"Unsupported bank {self.bank!r}; choose one of {', '.join(BANKS)}")
+        if self.k < 1:
+            raise ValueError(f"k must be >= 1, got {self.k}")
+        if self.kmeans_centers < 1:
+            raise ValueError(f"kmeans_centers must be >= 1, got {self.kmeans_centers}")
+        if self.chunk < 1:
+            raise ValueError(f"chunk must be >= 1, got {self.chunk}")
+
+
+def _check_finite(emb: np.ndarray, what: str, name: str) -> None:
+    """Raise naming how many rows of `emb` (N, D) hold NaN or inf values."""
+    nan_rows = int(np.isnan(emb).any(axis=1).sum())
+    inf_rows = int(np.isinf(emb).any(axis=1).sum())
+    problems = [f"{kind} in {n} rows" for kind, n in (("NaN", nan_rows), ("inf", inf_rows)) if n]
+    if problems:
+        raise ValueError(f"{name}: {what} embeddings contain {' and '.join(problems)}")
+
+
+def kmeans_bank(source_emb: np.ndarray, settings: KnnSettings) -> np.ndarray:
+    """(S, D) source embeddings -> (C, D) unit-norm k-means centres, C = min(kmeans_centers, S).
+
+    Clustering runs on L2-normalised rows so that it follows the cosine geometry of the scorer.
+    """
+    from sklearn.cluster import KMeans
+
+    source = np.asarray(source_emb, dtype=np.float32)
+    if source.ndim != 2 or len(source) == 0:
+        raise ValueError(f"k-means needs (S, D) source embeddings with S >= 1, got {source.shape}")
+    unit = source / np.maximum(np.linalg.norm(source, axis=1, keepdims=True), 1e-12)
+    n_clusters = min(settings.kmeans_centers, len(unit))
+    centres = KMeans(n_clusters, n_init=4, random_state=settings.seed).fit(unit).cluster_centers_
+    return centres / np.maximum(np.linalg.norm(centres, axis=1, keepdims=True), 1e-12)
+
+
+def _banks(
+    train_emb: np.ndarray, train_domain: np.ndarray, settings: KnnSettings
+) -> dict[str, np.ndarray]:
+    """The memory banks (rows, D) that test clips are scored against, by name."""
+    by_domain = {d: train_emb[train_domain == d] for d in DOMAINS}
+    if settings.bank == "joint":
+        return {"joint": train_emb}
+    if settings.bank == "per_domain":
+        # A domain without training clips is left out: the other domain alone scores.
+        return {d: bank for d, bank in by_domain.items() if len(bank)}
+    # kmeans_source; without source clips the bank is the target clips alone.
+    parts = [by_domain["target"]]
+    if len(by_domain["source"]):
+        parts.insert(0, kmeans_bank(by_domain["source"], settings).astype(np.float32))
+    return {"kmeans_source": np.concatenate(parts)}
+
+
+def anomaly_scores(
+    train_emb: np.ndarray,
+    train_domain: np.ndarray,
+    test_emb: np.ndarray,
+    settings: KnnSettings,
+    device: str | torch.device = "cpu",
+    name: str = "",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Anomaly scores (M,) of test clips and leave-one-out scores (N,) of training clips.
+
+    train_emb (N, D) are the normal training clips, train_domain (N,) their "source"/"target",
+    test_emb (M, D). Test scores are the mean cosine distance (1 - cos) to the k nearest rows of
+    the bank chosen by `settings.bank` ("per_domain": the minimum over the domains' scores).
+    Training scores are each clip's k-NN distance to the JOINT bank without itself, same k; they
+    only set the gamma threshold of the decision files and never enter the AUC.
+    """
+    train_emb = np.asarray(train_emb, dtype=np.float32)
+    test_emb = np.asarray(test_emb, dtype=np.float32)
+    train_domain = np.asarray(train_domain).astype(str)
+    if train_emb.ndim != 2 or test_emb.ndim != 2 or train_emb.shape[1] != test_emb.shape[1]:
+        raise ValueError(
+            f"{name}: expected (N, D) train and (M, D) test embeddings, "
+            f"got {train_emb.shape}, {test_emb.shape}"
+        )
+    if train_domain.shape != (len(train_emb),):
+        raise ValueError(
+            f"{name}: {train_domain.shape} domains for {len(train_emb)} training embeddings"
+        )
+    unknown = sorted(set(train_domain) - set(DOMAINS))
+    if unknown:
+        raise ValueError(f"{name}: unknown domains {unknown}; expected {', '.join(DOMAINS)}")
+    _check_finite(train_emb, "train", name)
+    _check_finite(test_emb, "test", name)
+    # Leave-one-out needs k other clips, so the joint bank needs k + 1 rows.
+    if len(train_emb) < settings.k + 1:
+        raise ValueError(
+            f"{name}: k={settings.k} needs at least {settings.k + 1} training clips "
+            f"(k + 1 for leave-one-out training scores), got {len(train_emb)}"
+        )
+
+    banks = _banks(train_emb, train_domain, settings)
+    for bank_name, bank in banks.items():
+        if len(bank) < settings.k:
+            raise ValueError(
+                f"{name}: k={settings.k} needs at least {settings.k} rows in the "
+                f"{bank_name} bank, it has {len(bank)}"
+            )
+    test_scores = np.min(
+        [
+            cosine_knn_distance(test_emb, bank, k=settings.k, chunk=settings.chunk, device=device)
+            for bank in banks.values()
+        ],
+        axis=0,
+    )  # (M,)
+    train_scores = cosine_knn_distance(
+        train_emb, train_emb, k=settings.k, exclude_self=True, chunk=settings.chunk, device=device
+    )  # (N,)
+    return test_scores, train_scores

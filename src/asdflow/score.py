@@ -26,49 +26,86 @@ def logmel_embeddings(
     return out
 
 
-def knn_scores(
-    train_emb: np.ndarray, train: pd.DataFrame, test_emb: np.ndarray, k: int = 1, name: str = ""
-) -> tuple[np.ndarray, np.ndarray]:
-    """Anomaly scores of test clips and leave-one-out scores of training clips.
-
-    The memory bank is every normal training clip of the machine type, both domains (the paper's
-    back end). Training scores exclude each clip itself and set the decision threshold.
-    """
+def score_machine(
+    train: pd.DataFrame,
+    train_emb: np.ndarray,
+    test: pd.DataFrame,
+    test_emb: np.ndarray,
+    out_dir: Path,
+    settings: knn.KnnSettings,
+    decision_quantile: float = 0.9,
+    name: str = "",
+) -> np.ndarray:
+    """k-NN anomaly scores of one machine type's test clips against its normal training clips;
+    writes the DCASE submission files (decision threshold: gamma fit to the training scores)."""
     normal = (train["label"] == "normal").to_numpy()
     if not normal.any():
         raise ValueError(f"{name}: no normal training clips to build the memory bank from")
-    bank = train_emb[normal]
-    test_scores = knn.cosine_knn_distance(test_emb, bank, k=k)
-    train_scores = (
-        knn.cosine_knn_distance(bank, bank, k=k, exclude_self=True)
-        if len(bank) > k
-        else (np.zeros(len(bank)))
+    machine_type = str(train["machine_type"].iloc[0])
+    test_scores, train_scores = knn.anomaly_scores(
+        train_emb[normal], train["domain"].to_numpy()[normal], test_emb, settings, name=name
     )
-    return test_scores, train_scores
+    threshold = metrics.gamma_threshold(train_scores, quantile=decision_quantile)
+    names = [Path(f).name for f in test["file"]]
+    decisions = (test_scores > threshold).astype(int)
+    metrics.write_submission(out_dir, machine_type, names, test_scores, decisions)
+    return test_scores
 
 
 def score_logmel_machine(
     features_dir: Path,
     norm_stats: Path,
     out_dir: Path,
-    machine_type: str,
-    k: int = 1,
+    settings: knn.KnnSettings,
     decision_quantile: float = 0.9,
 ) -> None:
-    """Score one machine type's test clips with the log-mel k-NN baseline; write submissions."""
+    """Score one machine type's test clips with the log-mel k-NN baseline."""
     features_dir = Path(features_dir)
     stats = features.NormStats.load(norm_stats)
-    train = features.read_index(features_dir / "train.csv")
-    test = features.read_index(features_dir / "test.csv")
-    train_emb = logmel_embeddings(
-        features.open_cache(features_dir / "train.npy"), train["n_frames"], stats
+    embeddings = {}
+    for split in ("train", "test"):
+        index = features.read_index(features_dir / f"{split}.csv")
+        array = features.open_cache(features_dir / f"{split}.npy")
+        embeddings[split] = (index, logmel_embeddings(array, index["n_frames"].to_numpy(), stats))
+    score_machine(
+        *embeddings["train"],
+        *embeddings["test"],
+        out_dir,
+        settings,
+        decision_quantile,
+        name=str(features_dir),
     )
-    test_emb = logmel_embeddings(
-        features.open_cache(features_dir / "test.npy"), test["n_frames"], stats
-    )
-    test_scores, train_scores = knn_scores(train_emb, train, test_emb, k=k, name=str(features_dir))
-    threshold = metrics.gamma_threshold(train_scores, quantile=decision_quantile)
-    names = [Path(f).name for f in test["file"]]
-    metrics.write_submission(
-        out_dir, machine_type, names, test_scores, (test_scores > threshold).astype(int)
-    )
+
+
+def score_encoder(
+    checkpoint_path: Path,
+    machines: list[tuple[Path, Path]],
+    settings: knn.KnnSettings,
+    decision_quantile: float = 0.9,
+    batch_size: int = 64,
+) -> None:
+    """Score every machine type with one fine-tuned encoder: `machines` lists (features dir,
+    submission dir). Embeds train and test clips (normalised as the checkpoint says), then k-NN."""
+    from asdflow import checkpoint, embed
+
+    encoder, state = checkpoint.encoder_from_checkpoint(checkpoint_path)
+    stats = features.NormStats(**state["normalization"])
+    pooling = state["settings"].get("pooling", "mean")
+    for features_dir, out_dir in machines:
+        embeddings = {}
+        for split in ("train", "test"):
+            index = features.read_index(Path(features_dir) / f"{split}.csv")
+            array = features.open_cache(Path(features_dir) / f"{split}.npy")
+            desc = f"{features_dir}/{split}"
+            embeddings[split] = (
+                index,
+                embed.embed_array(encoder, array, stats, pooling, batch_size, desc=desc),
+            )
+        score_machine(
+            *embeddings["train"],
+            *embeddings["test"],
+            Path(out_dir),
+            settings,
+            decision_quantile,
+            name=str(features_dir),
+        )

@@ -79,12 +79,88 @@ def group_scores(per_machine: pd.DataFrame) -> dict[str, float]:
     return out
 
 
-def results_table(per_machine: pd.DataFrame) -> pd.DataFrame:
-    """One row per run, the official score of each group (in %), in the order runs appear."""
+GROUP_TITLES = {"dev": "Dev", "eval": "Eval", "no_attribute": "NoAttr", "all": "All"}
+CAPTIONS = {
+    "table1": "Official score (\\%) with pseudo-attribute labels from different embeddings; "
+    "every run is fine-tuned from the general encoder. Mean $\\pm$ std over seeds.",
+    "table2": "Official score (\\%) of pseudo-labels (PL) and model adaptation (MA) on top of "
+    "DAP-full. Mean $\\pm$ std over seeds.",
+}
+
+
+def seed_scores(per_machine: pd.DataFrame) -> pd.DataFrame:
+    """Official score (%) of each group for every (run, seed)."""
     rows = []
-    for run, part in per_machine.groupby("run", sort=False):
-        rows.append({"run": run, **group_scores(part)})
-    return pd.DataFrame(rows, columns=["run", *GROUPS])
+    for (run, seed), part in per_machine.groupby(["run", "seed"], sort=False):
+        rows.append({"run": run, "seed": seed, **group_scores(part)})
+    return pd.DataFrame(rows, columns=["run", "seed", *GROUPS])
+
+
+def paper_table(per_machine: pd.DataFrame, runs: list[str], titles: dict[str, str]) -> pd.DataFrame:
+    """One row per run (in the given order): mean and std over seeds of each group's official
+    score (%). The std is the sample standard deviation (ddof 1), 0 for a single seed."""
+    scores = seed_scores(per_machine)
+    missing = [r for r in runs if r not in set(scores["run"])]
+    if missing:
+        raise ValueError(f"no metrics for run(s) {missing}")
+    rows = []
+    for run in runs:
+        part = scores[scores["run"] == run]
+        row = {"run": run, "title": titles.get(run, run), "seeds": len(part)}
+        for group in GROUPS:
+            values = part[group].to_numpy(dtype=float)
+            row[f"{group}_mean"] = values.mean()
+            row[f"{group}_std"] = values.std(ddof=1) if len(values) > 1 else 0.0
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def formatted(table: pd.DataFrame, pm: str = " ± ", digits: int = 2) -> pd.DataFrame:
+    """The display form of a paper table: title and "mean ± std" cells."""
+    out = {"System": table["title"]}
+    for group in GROUPS:
+        out[GROUP_TITLES[group]] = [
+            "-" if np.isnan(m) else f"{m:.{digits}f}{pm}{s:.{digits}f}"
+            for m, s in zip(table[f"{group}_mean"], table[f"{group}_std"], strict=True)
+        ]
+    return pd.DataFrame(out)
+
+
+def to_latex(table: pd.DataFrame, caption: str, label: str) -> str:
+    """A booktabs table ready to paste into a paper (needs \\usepackage{booktabs})."""
+    shown = formatted(table, pm=" $\\pm$ ")
+    escape = str.maketrans({"&": r"\&", "%": r"\%", "_": r"\_", "#": r"\#"})
+    lines = [
+        r"\begin{table}[t]",
+        r"  \centering",
+        f"  \\caption{{{caption}}}",
+        f"  \\label{{{label}}}",
+        r"  \begin{tabular}{l" + "c" * len(GROUPS) + "}",
+        r"    \toprule",
+        "    " + " & ".join(shown.columns) + r" \\",
+        r"    \midrule",
+    ]
+    for row in shown.itertuples(index=False):
+        cells = [str(row[0]).translate(escape), *row[1:]]
+        lines.append("    " + " & ".join(cells) + r" \\")
+    lines += [r"    \bottomrule", r"  \end{tabular}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_table(table: pd.DataFrame, prefix: Path, caption: str) -> None:
+    """`<prefix>.csv` (numbers), `<prefix>.md` and `<prefix>.tex` (mean ± std cells)."""
+    prefix = Path(prefix)
+    table.to_csv(prefix.with_suffix(".csv"), index=False, float_format="%.4f")
+    prefix.with_suffix(".md").write_text(to_markdown(formatted(table)))
+    prefix.with_suffix(".tex").write_text(to_latex(table, caption, f"tab:{prefix.name}"))
+
+
+def machine_table(per_machine: pd.DataFrame, titles: dict[str, str]) -> pd.DataFrame:
+    """Per run and machine type: AUC_s, AUC_t and pAUC (%) averaged over seeds."""
+    grouped = per_machine.groupby(["run", "dataset", "machine_type"], sort=False)
+    table = (100 * grouped[METRIC_COLUMNS].mean()).reset_index()
+    table.insert(0, "system", [titles.get(r, r) for r in table["run"]])
+    return table.drop(columns="run")
 
 
 def _cell(value, digits: int) -> str:

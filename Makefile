@@ -21,8 +21,11 @@ run: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --cores $(CORES) --configfile config/config.yaml \
 		--profile config/profiles/local
 	@echo
-	@echo "Results table (results/tables/results.md):"
-	@cat results/tables/results.md
+	@echo "Table 1 (results/tables/table1.md): official score (%), mean +- std over seeds"
+	@cat results/tables/table1.md
+	@echo
+	@echo "Table 2 (results/tables/table2.md):"
+	@cat results/tables/table2.md
 
 test: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/pytest -q

@@ -26,33 +26,55 @@ def test_dry_run_plans_one_job_per_machine_and_stage(tiny_workdir):
     counts = dry_run_counts(tiny_workdir)
     assert counts["synth_machine"] == counts["features"] == 4 + 3  # dev + eval + earlier
     assert counts["score_logmel_knn"] == 4
-    assert counts["norm_stats"] == counts["evaluate"] == counts["results_table"] == 1
+    assert counts["norm_stats"] == counts["tables"] == 1
+    assert counts["finetune"] == counts["score_run"] == 7 * 3  # runs x seeds
+    assert counts["evaluate"] == 7 * 3 + 1  # and the baseline
+    assert counts["label_space"] == 5  # none, general, ft, dap, dap_full
     for rule in ("synth_general", "features_general", "norm_stats_general"):
         assert counts[rule] == 1
     assert counts["pretrain_general"] == 1 and counts["pretrain_dap"] == 2
+    assert counts["embed_train"] == counts["cluster"] == 4 * 4  # encoders x scored machines
 
 
 @pytest.mark.slow
-def test_tiny_real_run_produces_the_results_table(tiny_workdir):
+def test_tiny_real_run_produces_the_tables(tiny_workdir):
     run_snakemake(tiny_workdir, "--cores", "2")
-    table = pd.read_csv(tiny_workdir / "results/tables/results.csv")
-    assert list(table.columns) == ["run", "dev", "eval", "no_attribute", "all"]
-    assert table["run"].tolist() == ["logmel_knn"]
-    assert table[["dev", "eval", "no_attribute", "all"]].notna().all(axis=None)
-    assert ((table[["dev", "eval", "all"]] > 0) & (table[["dev", "eval", "all"]] <= 100)).all(
-        axis=None
-    )
-    per_machine = pd.read_csv(tiny_workdir / "results/metrics/logmel_knn.csv")
+    groups = ["dev_mean", "eval_mean", "no_attribute_mean", "all_mean"]
+    for name, runs in (
+        ("table1", ["na", "gp", "ft", "dap", "dap_full"]),
+        ("table2", ["na", "dap_full", "ma", "pl_ma"]),
+    ):
+        table = pd.read_csv(tiny_workdir / f"results/tables/{name}.csv")
+        assert table["run"].tolist() == ["logmel_knn", *runs]
+        assert table["seeds"].tolist() == [1] + [3] * len(runs)
+        assert table[groups].notna().all(axis=None)
+        assert ((table[groups] > 0) & (table[groups] <= 100)).all(axis=None)
+        assert (table.loc[1:, "all_std"] > 0).all()  # three seeds differ
+        tex = (tiny_workdir / f"results/tables/{name}.tex").read_text()
+        body = [line for line in tex.splitlines() if line.strip().endswith("\\\\")][1:]
+        assert len(body) == len(table) and all(line.count("$\\pm$") == 4 for line in body)
+    per_machine = pd.read_csv(tiny_workdir / "results/metrics/logmel_knn/seed0.csv")
     assert len(per_machine) == 4 and per_machine["no_attribute"].sum() == 2
+    machines = pd.read_csv(tiny_workdir / "results/tables/machines.csv")
+    assert len(machines) == 4 * 8  # machine types x (baseline + 7 runs)
     # submission files exist for every machine, in the DCASE format
     config = yaml.safe_load((tiny_workdir / "config/config.yaml").read_text())
     for machine in config["synthetic"]["sets"]["eval"]:
         scores = pd.read_csv(
             tiny_workdir
-            / f"results/scores/logmel_knn/eval/anomaly_score_{machine}_section_00_test.csv",
+            / f"results/scores/pl_ma/seed2/eval/anomaly_score_{machine}_section_00_test.csv",
             header=None,
         )
         assert len(scores) == 16 and scores[0].str.match(r"section_00_\d{4}\.wav").all()
+    # label spaces: one class per no-attribute machine type without pseudo-labels, clusters with
+    labels = {s: pd.read_csv(tiny_workdir / f"results/labels/{s}.csv") for s in ("none", "dap")}
+    hidden = labels["none"][labels["none"]["label_source"] == "machine"]
+    assert hidden.groupby("machine_type")["class_name"].nunique().tolist() == [1, 1]
+    gt = labels["none"][labels["none"]["label_source"] == "ground_truth"]
+    assert gt.equals(labels["dap"][labels["dap"]["label_source"] == "ground_truth"])
+    assert set(labels["dap"]["label_source"]) >= {"ground_truth"}
+    for figure in ("runs.png", "scores/pl_ma.png", "scores/logmel_knn.png"):
+        assert (tiny_workdir / "results/figures" / figure).stat().st_size > 1000
     # pseudo-label quality table and one t-SNE figure per scored machine type
     quality = pd.read_csv(tiny_workdir / "results/tables/pseudolabels.csv")
     assert set(quality["encoder"]) == {"general", "ft", "dap", "dap_full"}
@@ -68,7 +90,20 @@ def test_tiny_real_run_produces_the_results_table(tiny_workdir):
     (tiny_workdir / "config/config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     counts = dry_run_counts(tiny_workdir)
     assert counts.pop("cluster") == 4 * 4  # encoders x scored machine types
-    assert counts == {"pseudolabel_quality": 1, "tsne_figure": 4, "all": 1, "total": 22}
+    # ... and the runs whose classes come from clusters: their label space, fine-tuning, scores
+    pseudo_runs = 5  # gp, ft, dap, dap_full, pl_ma
+    assert counts == {
+        "label_space": 4,
+        "finetune": 3 * pseudo_runs,
+        "score_run": 3 * pseudo_runs,
+        "evaluate": 3 * pseudo_runs,
+        "pseudolabel_quality": 1,
+        "tsne_figure": 4,
+        "score_figure": pseudo_runs,
+        "tables": 1,
+        "all": 1,
+        "total": 16 + 4 + 45 + 1 + 4 + 5 + 1 + 1,
+    }
 
 
 def test_snakemake_lint_and_snakefmt_are_clean():
@@ -134,3 +169,19 @@ def test_official_weights_are_imported_and_continued_by_dap(tmp_path):
     assert 0 < moved.abs().max() < 0.1
     assert not (work / "results/features/general").exists()  # no general corpus needed
     del torch
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda c: c["finetune"]["runs"].update(x={"init": "bogus", "labels": "none"}), "bogus"),
+        (lambda c: c["finetune"]["runs"].update(x={"init": "general", "labels": "gpt"}), "gpt"),
+        (lambda c: c["finetune"].update(seeds=[]), "seeds"),
+        (lambda c: c["tables"].update(table1=["nope"]), "nope"),
+    ],
+)
+def test_bad_experiment_matrix_is_a_clear_error(tmp_path, change, message):
+    config = tiny_config()
+    change(config)
+    proc = run_snakemake(write_workdir(tmp_path, config), "-n", check=False)
+    assert proc.returncode != 0 and message in proc.stdout + proc.stderr

@@ -228,3 +228,11 @@ def run_titles():
         " ".join(shlex.quote(f"{run}={RUNS[run].get('title', run)}") for run in RUNS)
         + f" {BASELINE}=log-mel_k-NN"
     )
+
+
+def launcher(wildcards, resources):
+    """`asdflow`, or `torchrun ... -m asdflow.cli` when a training rule asks for several GPUs."""
+    gpus = int(resources.get("gpu", 0) or 0)
+    if gpus > 1:
+        return f"torchrun --standalone --nproc_per_node {gpus} -m asdflow.cli"
+    return "asdflow"

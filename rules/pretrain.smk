@@ -92,6 +92,7 @@ else:
             settings=pretrain_settings("general"),
             settings_json=lambda wildcards: shlex.quote(json.dumps(pretrain_settings("general"))),
             code=code_version("pretrain.py", "train.py", "models.py", "checkpoint.py"),
+            launcher=launcher,
         threads: workflow.cores
         resources:
             gpu=1,
@@ -99,7 +100,7 @@ else:
         conda:
             ENV
         shell:
-            "asdflow pretrain --cache {input.cache} --norm-stats {input.stats} "
+            "{params.launcher} pretrain --cache {input.cache} --norm-stats {input.stats} "
             "--settings {params.settings_json} --out {output} --threads {threads} "
             "--quiet > {log} 2>&1"
 
@@ -118,6 +119,7 @@ rule pretrain_dap:
             json.dumps(pretrain_settings(wildcards.encoder))
         ),
         code=code_version("pretrain.py", "train.py", "models.py", "checkpoint.py"),
+        launcher=launcher,
     threads: workflow.cores
     resources:
         gpu=1,
@@ -127,5 +129,5 @@ rule pretrain_dap:
     conda:
         ENV
     shell:
-        "asdflow pretrain --cache {input.cache} --settings {params.settings_json} "
+        "{params.launcher} pretrain --cache {input.cache} --settings {params.settings_json} "
         "--out {output} --threads {threads} --quiet > {log} 2>&1"

@@ -5,14 +5,16 @@
 rule embed_train:
     input:
         checkpoint=encoder_checkpoint,
-        cache="results/features/{dataset}/{machine}/train.npy",
+        cache=cached_split("train"),
     output:
-        "results/embeddings/{encoder}/{dataset}/{machine}/train.npy",
+        [f"results/embeddings/{{encoder}}/{d}/{m}/train.npy" for d, m in machine_pairs(SCORED)],
     log:
-        "logs/embeddings/{encoder}/{dataset}/{machine}.log",
+        "logs/embeddings/{encoder}.log",
     params:
-        features_dir=parent_of("input", 1),
-        out_dir=parent_of("output"),
+        machines=lambda wc: " ".join(
+            f"--machine results/features/{d}/{m} results/embeddings/{wc.encoder}/{d}/{m}"
+            for d, m in machine_pairs(SCORED)
+        ),
         code=code_version("embed.py", "models.py", "checkpoint.py"),
     threads: 1
     resources:
@@ -23,28 +25,36 @@ rule embed_train:
     conda:
         ENV
     shell:
-        "asdflow embed --checkpoint {input.checkpoint} --features-dir {params.features_dir} "
-        "--out-dir {params.out_dir} --splits train --threads {threads} > {log} 2>&1"
+        "asdflow embed --checkpoint {input.checkpoint} {params.machines} --splits train "
+        "--threads {threads} > {log} 2>&1"
 
 
 rule cluster:
     input:
-        embeddings="results/embeddings/{encoder}/{dataset}/{machine}/train.npy",
-        index="results/features/{dataset}/{machine}/train.csv",
+        embeddings=lambda wc: [
+            f"results/embeddings/{wc.encoder}/{d}/{m}/train.npy" for d, m in machine_pairs(SCORED)
+        ],
+        index=cached_split("train"),
     output:
-        "results/pseudolabels/{encoder}/{dataset}/{machine}.csv",
+        pseudo_label_files("{encoder}"),
     log:
-        "logs/pseudolabels/{encoder}/{dataset}/{machine}.log",
+        "logs/pseudolabels/{encoder}.log",
     params:
+        jobs=lambda wc: " ".join(
+            f"--job results/embeddings/{wc.encoder}/{d}/{m}/train.npy "
+            f"results/features/{d}/{m}/train.csv results/pseudolabels/{wc.encoder}/{d}/{m}.csv"
+            for d, m in machine_pairs(SCORED)
+        ),
         clustering=config["pseudolabels"]["clustering"],
         args=cluster_args(),
         code=code_version("pseudolabel.py"),
     threads: 1
+    wildcard_constraints:
+        encoder="general|ft|dap|dap_full",
     conda:
         ENV
     shell:
-        "asdflow cluster --embeddings {input.embeddings} --index {input.index} --out {output} "
-        "{params.args} > {log} 2>&1"
+        "asdflow cluster {params.jobs} {params.args} > {log} 2>&1"
 
 
 rule label_space:

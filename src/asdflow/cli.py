@@ -113,14 +113,15 @@ def cmd_embed(args: argparse.Namespace) -> None:
     from asdflow import embed
 
     torch.set_num_threads(args.threads)
-    embed.embed_machine(
-        Path(args.checkpoint),
-        Path(args.features_dir),
-        Path(args.out_dir),
-        tuple(args.splits),
-        args.pooling,
-        args.batch_size,
-    )
+    for features_dir, out_dir in args.machine:
+        embed.embed_machine(
+            Path(args.checkpoint),
+            Path(features_dir),
+            Path(out_dir),
+            tuple(args.splits),
+            args.pooling,
+            args.batch_size,
+        )
 
 
 def cmd_import_eat(args: argparse.Namespace, extra: list[str]) -> int:
@@ -213,9 +214,22 @@ def cmd_score_figure(args: argparse.Namespace) -> None:
 
 
 def cmd_cluster(args: argparse.Namespace, extra: list[str]) -> int:
+    """`--job EMBEDDINGS INDEX OUT` (repeatable) runs one clustering per machine type in this
+    process; the other options go to each (see `asdflow cluster --help`)."""
     from asdflow import pseudolabel
 
-    return pseudolabel.main_cluster(extra)
+    jobs = argparse.ArgumentParser(add_help=False)
+    jobs.add_argument("--job", nargs=3, action="append", default=[])
+    known, rest = jobs.parse_known_args(extra)
+    if not known.job:
+        return pseudolabel.main_cluster(rest)
+    for embeddings, index, out in known.job:
+        code = pseudolabel.main_cluster(
+            ["--embeddings", embeddings, "--index", index, "--out", out, *rest]
+        )
+        if code:
+            return code
+    return 0
 
 
 def cmd_labels(args: argparse.Namespace, extra: list[str]) -> int:
@@ -344,10 +358,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_finetune)
 
-    p = sub.add_parser("embed", help="clip embeddings of one machine type from an encoder")
+    p = sub.add_parser("embed", help="clip embeddings of machine types from an encoder")
     p.add_argument("--checkpoint", required=True)
-    p.add_argument("--features-dir", required=True)
-    p.add_argument("--out-dir", required=True)
+    p.add_argument(
+        "--machine", nargs=2, action="append", required=True, metavar=("FEATURES_DIR", "OUT_DIR")
+    )
     p.add_argument("--splits", nargs="+", default=["train"])
     p.add_argument("--pooling", default="mean", choices=["mean", "cls"])
     p.add_argument("--batch-size", type=int, default=64)

@@ -12,14 +12,18 @@ import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import soundfile as sf
-import torch
-import torchaudio.compliance.kaldi as kaldi
-import torchaudio.functional as AF
 from tqdm import tqdm
+
+if TYPE_CHECKING:
+    import torch
+
+# torch and torchaudio are imported where fbank is computed: stages that only read the cache
+# (metrics, tables) start faster without them.
 
 SPLITS = ("train", "test", "supplemental")
 # AudioSet statistics of the official EAT weights (eat.md section 1).
@@ -49,6 +53,9 @@ class AudioError(ValueError):
 
 def load_audio(path: str | Path, settings: FbankSettings) -> torch.Tensor:
     """Read a wav file as a mono float waveform (N,) at `settings.sample_rate`."""
+    import torch
+    import torchaudio.functional as AF
+
     try:
         data, sr = sf.read(str(path), dtype="float32", always_2d=True)  # (N, C)
     except Exception as err:  # soundfile raises several types for corrupt input
@@ -69,6 +76,9 @@ def load_audio(path: str | Path, settings: FbankSettings) -> torch.Tensor:
 
 def logmel(wav: torch.Tensor, settings: FbankSettings) -> torch.Tensor:
     """Kaldi fbank of a mono waveform (N,) -> (T, n_mels), exactly as EAT computes it."""
+    import torch
+    import torchaudio.compliance.kaldi as kaldi
+
     wav = wav - wav.mean()
     min_samples = int(0.025 * settings.sample_rate)  # one 25 ms window
     if wav.numel() < min_samples:
@@ -87,6 +97,8 @@ def logmel(wav: torch.Tensor, settings: FbankSettings) -> torch.Tensor:
 
 def fit_length(fbank: torch.Tensor, n_frames: int) -> torch.Tensor:
     """Zero-pad at the end of time, or keep the first `n_frames` frames: (T, F) -> (n_frames, F)."""
+    import torch
+
     t = fbank.shape[0]
     if t >= n_frames:
         return fbank[:n_frames]

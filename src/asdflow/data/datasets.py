@@ -72,7 +72,9 @@ def dcase_datasets(cfg: dict, resources: str = "resources/dcase") -> list[Datase
         wanted = spec.get("machine_types")
         gt_path = spec.get("ground_truth") or ""
         if cfg.get("download", False):
-            kinds = ["dev"] if role == "dev" else ["eval_train", "eval_test"]
+            # which archives: the set's own kind, or for an "extra" set its `archives` key
+            kind = spec.get("archives") or ("dev" if role == "dev" else "eval")
+            kinds = ["dev"] if kind == "dev" else ["eval_train", "eval_test"]
             archives = download.select_archives([spec["year"]], kinds, wanted)
             machines = sorted({a.machine_type for a in archives})
             stems = {

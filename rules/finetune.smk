@@ -14,7 +14,7 @@ rule finetune:
         settings=lambda wc: finetune_settings(wc.run, wc.seed),
         settings_json=lambda wc: shlex.quote(json.dumps(finetune_settings(wc.run, wc.seed))),
         code=code_version("finetune.py", "train.py", "models.py", "checkpoint.py"),
-    threads: min(workflow.cores, config["finetune"].get("threads", 1))
+    threads: config["finetune"].get("threads", 1)
     resources:
         gpu=1,
         runtime=24 * 60,

@@ -93,7 +93,7 @@ else:
             settings_json=lambda wildcards: shlex.quote(json.dumps(pretrain_settings("general"))),
             code=code_version("pretrain.py", "train.py", "models.py", "checkpoint.py"),
             launcher=launcher,
-        threads: workflow.cores
+        threads: config["pretrain"].get("threads", 2)
         resources:
             gpu=1,
             runtime=24 * 60,
@@ -120,7 +120,7 @@ rule pretrain_dap:
         ),
         code=code_version("pretrain.py", "train.py", "models.py", "checkpoint.py"),
         launcher=launcher,
-    threads: workflow.cores
+    threads: config["pretrain"].get("threads", 2)
     resources:
         gpu=1,
         runtime=24 * 60,

@@ -22,7 +22,7 @@ rule score_run:
         ),
         knn=knn_args(),
         code=code_version("score.py", "knn.py", "embed.py", "metrics.py", "features.py"),
-    threads: min(workflow.cores, config["finetune"].get("threads", 1))
+    threads: config["finetune"].get("threads", 1)
     resources:
         gpu=1,
         runtime=120,

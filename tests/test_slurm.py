@@ -17,7 +17,7 @@ GPU_RULES = ["pretrain_general", "pretrain_dap", "finetune", "score_run", "embed
 
 def cluster_conf() -> str:
     """SLURM_CONF of a running cluster, starting the test cluster when we are root."""
-    conf = os.environ.get("SLURM_CONF") or "/tmp/asdflow-slurm/slurm.conf"
+    conf = os.environ.get("SLURM_CONF") or "/etc/slurm/slurm.conf"
     env = {**os.environ, "SLURM_CONF": conf}
     if shutil.which("sinfo") and Path(conf).is_file():
         probe = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True, env=env)
@@ -76,9 +76,10 @@ def test_tiny_dag_runs_through_sbatch(tmp_path, monkeypatch):
     assert table["run"].tolist() == ["logmel_knn", "na", "pl_ma"]
     assert table["all_mean"].between(0, 100).all()
     # every job went through sbatch: one SLURM log per job, and the controller allocated them
-    logs = list((work / ".snakemake/slurm_logs").rglob("*.log"))
-    jobs = {p.parent.parent.name for p in logs}
+    base = work / ".snakemake/slurm_logs"
+    logs = list(base.rglob("*.log"))
+    jobs = {p.relative_to(base).parts[0] for p in logs}
     assert {"rule_features", "rule_pretrain_dap", "rule_finetune", "rule_tables"} <= jobs
     assert len(logs) >= 30
-    ctld = Path(conf).parent / "log/slurmctld.log"
+    ctld = Path(os.environ.get("ASDFLOW_SLURM_DIR", "/tmp/asdflow-slurm")) / "log/slurmctld.log"
     assert ctld.read_text().count("Allocate JobId=") >= len(logs)

@@ -2,7 +2,9 @@
 # Start a one-node SLURM cluster on this machine for the integration test: munge, slurmctld and
 # slurmd as plain processes (no systemd), state under a temporary folder. Needs root and Debian's
 # packages munge slurmctld slurmd slurm-client (installed when missing and apt-get is there).
-# Prints the slurm.conf path; `export SLURM_CONF=<that path>` makes sbatch/squeue use it.
+# Installs the configuration as /etc/slurm/slurm.conf (where srun inside jobs looks: Snakemake
+# strips SLURM_* variables in jobs), refusing to replace a slurm.conf that is not its own.
+# Prints the slurm.conf path.
 set -euo pipefail
 
 STATE=${ASDFLOW_SLURM_DIR:-/tmp/asdflow-slurm}
@@ -20,7 +22,12 @@ mkdir -p "$STATE"/{spool,state,log}
 HOST=$(hostname -s)
 CPUS=$(nproc)
 MEM=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 - 1024 ))
-CONF="$STATE/slurm.conf"
+CONF=/etc/slurm/slurm.conf
+if [ -f "$CONF" ] && ! grep -q "^ClusterName=asdflow$" "$CONF"; then
+    echo "start_cluster.sh: $CONF belongs to another cluster; not replacing it" >&2
+    exit 1
+fi
+mkdir -p /etc/slurm
 cat >"$CONF" <<CONFEOF
 ClusterName=asdflow
 SlurmctldHost=$HOST

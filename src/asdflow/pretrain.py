@@ -182,7 +182,6 @@ def initial_encoder(settings: PretrainSettings) -> tuple[models.EATEncoder, dict
     """A fresh encoder of the configured size, or the one `settings.init` describes (its teacher
     weights, when it has them, become the new teacher as well)."""
     if not settings.init:
-        torch.manual_seed(settings.loop.seed)  # the initial weights are part of the run
         return models.create_model(settings.model), None
     encoder, state = checkpoint.encoder_from_checkpoint(settings.init)
     if state["model"]["name"] != settings.model:
@@ -205,6 +204,7 @@ def pretrain(
     Normalisation: an `init` checkpoint's statistics win (the encoder was trained on them);
     otherwise `norm_stats` is required. Resumes from `<out>.resume.pt` when present.
     """
+    torch.manual_seed(settings.loop.seed)  # initial weights (encoder, decoder): part of the run
     encoder, init_state = initial_encoder(settings)
     stats_dict = (init_state or {}).get("normalization")
     if stats_dict:

@@ -84,24 +84,6 @@ def bench_features(
     return result
 
 
-def _true_attributes(train: pd.DataFrame, hidden_truth: Path | None) -> list[dict]:
-    """Attributes of each training clip: from the clip table, or the factory's hidden truth."""
-    import json
-
-    if train["attributes_known"].astype(str).eq("True").all():
-        return [json.loads(a) for a in train["attributes"]]
-    if hidden_truth is None or not hidden_truth.is_file():
-        raise FileNotFoundError(
-            f"{hidden_truth}: hidden attributes needed for {train['machine_type'][0]}"
-        )
-    truth = pd.read_csv(hidden_truth)
-    by_name = {
-        Path(f).name: json.loads(a)
-        for f, a in zip(truth["file_name"], truth["attributes"], strict=True)
-    }
-    return [by_name[Path(f).name] for f in train["file"]]
-
-
 def bench_attributes(
     features_root: Path, synth_root: Path, datasets=("dev", "eval")
 ) -> pd.DataFrame:
@@ -111,12 +93,14 @@ def bench_attributes(
     regression; chance = the share of the most frequent value. Hidden attributes of the synthetic
     factory's no-attribute machine types come from its ground-truth files.
     """
+    import json
+
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import StratifiedKFold, cross_val_score
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from asdflow import score
+    from asdflow import score, tables
 
     stats = features.NormStats.load(Path(features_root) / "norm_stats.json")
     rows = []
@@ -130,9 +114,10 @@ def bench_attributes(
                 / dataset
                 / f"{machine_dir.name}_hidden_attributes.csv"
             )
-            attributes = [
-                a for a, s in zip(_true_attributes(train, truth), source, strict=True) if s
-            ]
+            truth_sets = tables.true_attribute_sets(train, truth)
+            if truth_sets is None:
+                raise FileNotFoundError(f"{truth}: hidden attributes needed for {machine_dir.name}")
+            attributes = [json.loads(a) for a, s in zip(truth_sets, source, strict=True) if s]
             array = features.open_cache(machine_dir / "train.npy")
             logmel = score.logmel_embeddings(array, train["n_frames"].to_numpy(), stats)[source]
             loudness = np.array(

@@ -352,15 +352,3 @@ def create_model(name: str, **overrides) -> EATEncoder:
 
 def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
-
-
-def flops_per_clip(cfg: EATConfig, tokens: int) -> float:
-    """Forward multiply-accumulates x 2 of the encoder blocks on `tokens` tokens (+ CLS)."""
-    n, d = tokens + 1, cfg.embed_dim
-    per_block = (
-        2 * n * d * 3 * d
-        + 2 * n * n * d * 2
-        + 2 * n * d * d
-        + 2 * 2 * n * d * int(d * cfg.mlp_ratio)
-    )
-    return float(cfg.depth * per_block + 2 * tokens * d * cfg.patch_size**2)

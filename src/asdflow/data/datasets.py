@@ -47,14 +47,14 @@ def synthetic_datasets(cfg: dict) -> list[Dataset]:
 
 
 def _discover(roots: list[str]) -> list[str]:
+    """Machine types found in any of the roots (the data layer's folder scan)."""
+    from asdflow.data.dcase import discover_machine_types
+
     found = set()
     for root in roots:
-        path = Path(root)
-        if not path.is_dir():
+        if not Path(root).is_dir():
             raise ValueError(f"dcase data root {root!r} is not a folder")
-        for child in path.iterdir():
-            if child.is_dir() and any((child / s).is_dir() for s in ("train", "test")):
-                found.add(child.name)
+        found.update(discover_machine_types(root))
     if not found:
         raise ValueError(f"no machine folders (<machine>/train or <machine>/test) under {roots}")
     return sorted(found)

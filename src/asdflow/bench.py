@@ -74,13 +74,7 @@ def bench_features(
         "epoch_on_the_fly_clips_per_s": epochs * n_clips / onthefly_s,
         "speedup_cache_vs_on_the_fly": onthefly_s / cached_s,
     }
-    width = max(map(len, result))
-    for key, value in result.items():
-        print(
-            f"{key:<{width}}  {value:.1f}"
-            if isinstance(value, float)
-            else f"{key:<{width}}  {value}"
-        )
+    _print(result)
     return result
 
 

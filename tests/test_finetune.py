@@ -31,6 +31,18 @@ def test_arcface_adds_the_margin_to_the_true_class_only():
             assert margin[i, j].item() == pytest.approx(expected, abs=1e-5)
 
 
+def test_arcface_logits_stay_float32_under_bf16_autocast():
+    # CUDA autocast runs acos in float32 while the matmul gives bf16: the head must not mix them
+    # (it raised in scatter on an H200), and the margins need float32 angles anyway.
+    head = finetune.ArcFace(dim=8, classes=3, scale=10.0, margin=0.3)
+    emb = torch.randn(4, 8)
+    y = torch.tensor([0, 1, 2, 1])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = head(torch.nn.functional.linear(emb, torch.eye(8)), y)
+    assert logits.dtype == torch.float32
+    torch.testing.assert_close(logits, head(emb, y), rtol=0.02, atol=0.05)
+
+
 def test_subcenter_arcface_takes_the_closest_centre():
     head = finetune.ArcFace(dim=2, classes=2, subcenters=2, scale=1.0, margin=0.0)
     with torch.no_grad():

@@ -304,6 +304,19 @@ def cmd_bench(args: argparse.Namespace) -> None:
         bench.bench_clustering(Path("results"), Path(args.synth_root))
     elif args.what == "attributes":
         bench.bench_attributes(Path(args.features_root), Path(args.synth_root))
+    elif args.what == "hours":
+        from asdflow import bench_hours
+
+        bench_hours.bench_hours(
+            [Path(p) for p in args.configfile],
+            train_clips=args.train_clips,
+            test_clips=args.test_clips,
+            model=args.model,
+            n_frames=args.n_frames,
+            warmup=args.warmup,
+            repeats=args.repeats,
+            out=Path(args.out) if args.out else None,
+        )
     elif args.what == "features":
         bench.bench_features(
             n_clips=args.clips,
@@ -457,7 +470,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="benchmarks that print figures")
     p.add_argument(
-        "what", choices=["features", "attributes", "clones", "pretrain-memory", "clustering", "knn"]
+        "what",
+        choices=[
+            "features",
+            "attributes",
+            "clones",
+            "pretrain-memory",
+            "clustering",
+            "knn",
+            "hours",
+        ],
     )
     p.add_argument("--model", default="", help="(clones, pretrain-memory) encoder size")
     p.add_argument("--batch", type=int, default=12, help="(pretrain-memory) clips per step")
@@ -470,6 +492,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clip-seconds", type=float, default=10.0)
     p.add_argument("--n-frames", type=int, default=0, help="frames per clip (0: per benchmark)")
     p.add_argument("--epochs", type=int, default=1)
+    p.add_argument(
+        "--configfile",
+        nargs="*",
+        default=["config/dcase2025.yaml"],
+        help="(hours) configuration files over config/config.yaml, as given to snakemake",
+    )
+    p.add_argument(
+        "--train-clips",
+        type=int,
+        default=15000,
+        help="(hours) normal training clips over all machine types (DCASE 2025 dev + eval)",
+    )
+    p.add_argument(
+        "--test-clips", type=int, default=3000, help="(hours) test clips over all machine types"
+    )
+    p.add_argument("--warmup", type=int, default=3, help="(hours) untimed steps first")
+    p.add_argument("--repeats", type=int, default=10, help="(hours) timed steps (median)")
+    p.add_argument("--out", default="", help="(hours) also write the figures to this JSON file")
     p.set_defaults(func=cmd_bench)
     return parser
 

@@ -66,7 +66,8 @@ class ArcFace(nn.Module):
 
     def forward(self, emb: torch.Tensor, target: torch.Tensor | None = None) -> torch.Tensor:
         """Logits (B, classes); with `target`, the margin is added to each row's true class."""
-        cos = self.cosine(emb)
+        with torch.autocast(emb.device.type, enabled=False):  # margins need float32 angles
+            cos = self.cosine(emb.float())
         if target is None:
             return self.scale * cos
         theta = torch.acos(cos.clamp(-1 + 1e-7, 1 - 1e-7))

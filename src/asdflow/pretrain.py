@@ -142,7 +142,9 @@ class UFOObjective(nn.Module):
         tokens = tokens.repeat_interleave(clones, dim=0)  # (B*C, N, D)
         out, _ = self.student.forward_tokens(tokens, keep)  # (B*C, 1+K, D)
 
-        noise = torch.randn(b * clones, n, d, generator=generator).to(out.device, out.dtype)
+        noise = torch.randn(
+            b * clones, n, d, generator=train.generator_on(generator, out.device), device=out.device
+        ).to(out.dtype)
         filled = (noise * s.decoder_noise_std).scatter(
             1, keep.unsqueeze(-1).expand(-1, -1, d), out[:, 1:]
         )  # (B*C, N, D): student outputs at kept slots, noise at masked ones

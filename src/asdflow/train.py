@@ -118,6 +118,15 @@ class Schedule:
         return self.final + 0.5 * (self.peak - self.final) * (1 + math.cos(math.pi * progress))
 
 
+def generator_on(generator: torch.Generator, device: torch.device) -> torch.Generator:
+    """`generator` itself on the CPU; on an accelerator a generator there, seeded from it, so that
+    large random tensors are drawn where they are used instead of copied over each step."""
+    if device.type == "cpu":
+        return generator
+    seed = int(torch.randint(2**62, (1,), generator=generator))
+    return torch.Generator(device=device).manual_seed(seed)
+
+
 def param_groups(
     module: nn.Module, weight_decay: float, lr_scale: Callable[[str], float] | None = None
 ):

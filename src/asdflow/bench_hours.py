@@ -1,0 +1,242 @@
+"""GPU hours per stage of a configuration, from step times measured on this machine's device.
+
+`asdflow bench hours --configfile config/dcase2025.yaml` builds the configuration's encoder,
+times real training steps of the pre-training (UFO) and fine-tuning (ArcFace MAC) objectives
+and the embedding forward pass at the configuration's batch sizes, clip length and precision,
+then multiplies by the steps and clips the configuration asks for. Data loading is not timed:
+the stages read a memory-mapped log-mel cache, which costs a small fraction of a step.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+import yaml
+
+from asdflow import finetune, models, pretrain, train
+
+# DCASE 2025 Task 2, development + evaluation sets: 15 machine types, each with 1000 normal
+# training clips (990 source + 10 target) and 200 test clips.
+DCASE2025_TRAIN_CLIPS = 15 * 1000
+DCASE2025_TEST_CLIPS = 15 * 200
+
+
+def merged_config(paths: list[Path]) -> dict:
+    """The configuration Snakemake sees for `--configfile a b ...` after config/config.yaml:
+    later files update earlier ones, nested mappings key by key."""
+
+    def update(base: dict, new: dict) -> dict:
+        for key, value in new.items():
+            if isinstance(value, dict) and isinstance(base.get(key), dict):
+                update(base[key], value)
+            else:
+                base[key] = value
+        return base
+
+    config: dict = {}
+    for path in paths:
+        text = Path(path).read_text()
+        loaded = yaml.safe_load(text) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{path}: expected a mapping of settings at the top level")
+        update(config, loaded)
+    return config
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_steps(step, device: torch.device, warmup: int, repeats: int) -> float:
+    """Median seconds of `step(i)` over `repeats` calls after `warmup` calls."""
+    for i in range(warmup):
+        step(i)
+    _sync(device)
+    times = []
+    for i in range(warmup, warmup + repeats):
+        start = time.perf_counter()
+        step(i)
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _training_step(objective, batch: dict, loop: train.LoopSettings, device: torch.device):
+    objective.to(device).train()
+    groups = train.param_groups(objective, loop.weight_decay)
+    optimizer = train.build_optimizer(loop.optimizer, groups, lr=loop.lr, betas=loop.betas)
+    params = [p for p in objective.parameters() if p.requires_grad]
+
+    def step(i: int) -> None:
+        with train.autocast_for(device, loop.precision):
+            loss, _ = objective(batch, train.step_generator(loop.seed, i))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, loop.clip_grad)
+        optimizer.step()
+        if hasattr(objective, "after_step"):
+            objective.after_step(i + 1)
+
+    return step
+
+
+def time_pretrain_step(
+    model: str, settings: dict, n_frames: int, device: torch.device, warmup: int, repeats: int
+) -> float:
+    s = train.settings_from_dict(pretrain.PretrainSettings, {**settings, "model": model})
+    torch.manual_seed(0)
+    objective = pretrain.UFOObjective(models.create_model(model), s)
+    x = torch.randn(s.loop.batch_size, 1, n_frames, 128, device=device)
+    return time_steps(_training_step(objective, {"x": x}, s.loop, device), device, warmup, repeats)
+
+
+def time_finetune_step(
+    model: str,
+    settings: dict,
+    n_frames: int,
+    classes: int,
+    device: torch.device,
+    warmup: int,
+    repeats: int,
+) -> float:
+    s = train.settings_from_dict(finetune.FinetuneSettings, settings)
+    torch.manual_seed(0)
+    objective = finetune.MACObjective(models.create_model(model, drop_path=s.drop_path), classes, s)
+    batch = s.loop.batch_size
+    x = torch.randn(batch, 1, n_frames, 128, device=device)
+    y = torch.randint(classes, (batch,), device=device)
+    step = _training_step(objective, {"x": x, "y": y}, s.loop, device)
+    return time_steps(step, device, warmup, repeats)
+
+
+def time_embedding(
+    model: str,
+    n_frames: int,
+    precision: str,
+    device: torch.device,
+    repeats: int,
+    batch: int = 64,
+    pooling: str = "mean",
+) -> float:
+    """Clips per second of the embedding forward pass (the embed and score stages)."""
+    encoder = models.create_model(model).to(device).eval()
+    x = torch.randn(batch, 1, n_frames, 128, device=device)
+
+    @torch.no_grad()
+    def step(i: int) -> None:
+        with train.autocast_for(device, precision):
+            encoder.embed(x, pooling=pooling)
+
+    return batch / time_steps(step, device, 2, repeats)
+
+
+def stage_hours(
+    config: dict,
+    pretrain_seconds: float,
+    finetune_seconds: float,
+    embed_clips_per_s: float,
+    train_clips: int,
+    test_clips: int,
+) -> pd.DataFrame:
+    """One row per stage: the steps or clips the configuration asks for, and the device hours."""
+    pre, ft = config["pretrain"], config["finetune"]
+    runs, seeds = ft["runs"], ft["seeds"]
+    rows = []
+    if pre["general"].get("source", "train") == "train":
+        rows.append(("pretrain general", int(pre["general"]["steps"]), pretrain_seconds))
+    else:
+        rows.append(("pretrain general (imported)", 0, pretrain_seconds))
+    for name in ("dap", "dap_full"):
+        if any(name in (r["init"], r["labels"]) for r in runs.values()):
+            rows.append((f"pretrain {name}", int(pre[name]["steps"]), pretrain_seconds))
+    jobs = len(runs) * len(seeds)
+    rows.append(
+        (
+            f"finetune ({len(runs)} runs x {len(seeds)} seeds)",
+            jobs * ft["common"]["steps"],
+            finetune_seconds,
+        )
+    )
+    sources = {r["labels"] for r in runs.values()} - {"none"}
+    rows.append(
+        (
+            f"embed training clips ({len(sources)} encoders)",
+            len(sources) * train_clips,
+            1 / embed_clips_per_s,
+        )
+    )
+    rows.append(
+        (
+            f"score ({jobs} models, train + test clips)",
+            jobs * (train_clips + test_clips),
+            1 / embed_clips_per_s,
+        )
+    )
+    table = pd.DataFrame(rows, columns=["stage", "steps_or_clips", "seconds_each"])
+    table["hours"] = table["steps_or_clips"] * table["seconds_each"] / 3600
+    return table
+
+
+def bench_hours(
+    configfiles: list[Path],
+    train_clips: int = DCASE2025_TRAIN_CLIPS,
+    test_clips: int = DCASE2025_TEST_CLIPS,
+    model: str = "",
+    n_frames: int = 0,
+    warmup: int = 3,
+    repeats: int = 10,
+    classes: int = 100,
+    out: Path | None = None,
+) -> pd.DataFrame:
+    config = merged_config([Path("config/config.yaml"), *configfiles])
+    model = model or config["pretrain"]["model"]
+    n_frames = n_frames or int(config["features"]["n_frames"])
+    device = train.pick_device()
+    pre = {**config["pretrain"]["common"], **config["pretrain"]["dap"]}
+    ft = {**config["finetune"]["common"]}
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        name = torch.cuda.get_device_name(device)
+    else:
+        name = f"CPU, {torch.get_num_threads()} threads"
+    header = {
+        "device": name,
+        "torch": torch.__version__,
+        "model": model,
+        "encoder_parameters_M": models.count_parameters(models.create_model(model)) / 1e6,
+        "n_frames": n_frames,
+        "pretrain_batch_x_clones": f"{pre['batch_size']} x {pre['clone_batch']}",
+        "finetune_batch": ft["batch_size"],
+        "precision": f"pretrain {pre.get('precision', 'auto')}, "
+        f"finetune {ft.get('precision', 'auto')}",
+    }
+    pretrain_s = time_pretrain_step(model, pre, n_frames, device, warmup, repeats)
+    peak_pre = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
+    finetune_s = time_finetune_step(model, ft, n_frames, classes, device, warmup, repeats)
+    embed_rate = time_embedding(model, n_frames, ft.get("precision", "auto"), device, repeats)
+    header.update(
+        pretrain_seconds_per_step=pretrain_s,
+        pretrain_peak_GiB=peak_pre,
+        finetune_seconds_per_step=finetune_s,
+        embed_clips_per_s=embed_rate,
+    )
+    table = stage_hours(config, pretrain_s, finetune_s, embed_rate, train_clips, test_clips)
+    width = max(map(len, header))
+    for key, value in header.items():
+        text = f"{value:.4g}" if isinstance(value, float) else str(value)
+        print(f"{key:<{width}}  {text}")
+    print()
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    print(f"total: {table['hours'].sum():.1f} hours on one {name}")
+    if out is not None:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(
+            json.dumps({**header, "stages": table.to_dict(orient="records")}, indent=2)
+        )
+    return table

@@ -1,0 +1,52 @@
+"""`asdflow bench hours`: the configuration merge, the stage arithmetic and a tiny timed run."""
+
+import json
+
+import pytest
+import yaml
+
+from asdflow import bench_hours
+
+
+def test_merged_config_updates_nested_keys_like_snakemake(tmp_path):
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    a.write_text(yaml.safe_dump({"x": {"p": 1, "q": 2}, "y": [1, 2]}))
+    b.write_text(yaml.safe_dump({"x": {"q": 3}, "y": [5]}))
+    assert bench_hours.merged_config([a, b]) == {"x": {"p": 1, "q": 3}, "y": [5]}
+
+
+def test_merged_config_names_a_file_that_is_not_a_mapping(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- just\n- a list\n")
+    with pytest.raises(ValueError, match="bad.yaml"):
+        bench_hours.merged_config([bad])
+
+
+def test_stage_hours_multiplies_steps_runs_seeds_and_clips():
+    config = bench_hours.merged_config(["config/config.yaml", "config/dcase2025.yaml"])
+    table = bench_hours.stage_hours(config, 0.5, 0.1, 1000.0, 15000, 3000).set_index("stage")
+    hours = table["hours"]
+    assert hours["pretrain general (imported)"] == 0
+    assert hours["pretrain dap"] == pytest.approx(40000 * 0.5 / 3600)
+    assert hours["pretrain dap_full"] == pytest.approx(80000 * 0.5 / 3600)
+    runs, seeds = len(config["finetune"]["runs"]), len(config["finetune"]["seeds"])
+    assert hours[f"finetune ({runs} runs x {seeds} seeds)"] == pytest.approx(
+        runs * seeds * 20000 * 0.1 / 3600
+    )
+    assert hours[f"score ({runs * seeds} models, train + test clips)"] == pytest.approx(
+        runs * seeds * 18000 / 1000 / 3600
+    )
+
+
+def test_a_tiny_timed_run_writes_its_figures(tmp_path, monkeypatch, capsys):
+    import pathlib
+
+    monkeypatch.chdir(pathlib.Path(__file__).resolve().parents[1])
+    out = tmp_path / "hours.json"
+    table = bench_hours.bench_hours(
+        [], model="eat_tiny", n_frames=32, warmup=1, repeats=1, classes=4, out=out
+    )
+    figures = json.loads(out.read_text())
+    assert figures["model"] == "eat_tiny" and figures["pretrain_seconds_per_step"] > 0
+    assert len(figures["stages"]) == len(table) and (table["hours"] > 0).any()
+    assert "total:" in capsys.readouterr().out

@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 CORES ?= all
 STAMP := $(VENV)/.installed
 
-.PHONY: run test setup lint clean bench
+.PHONY: run test setup lint clean bench report
 
 setup: $(STAMP)
 
@@ -29,6 +29,12 @@ run: $(STAMP)
 
 test: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/pytest -q
+
+# make report: the HTML report (tables, figures, captions) of the last `make run`.
+report: $(STAMP)
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --cores 1 --configfile config/config.yaml \
+		--report results/report.html
+	@echo "report: results/report.html"
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests

@@ -36,7 +36,11 @@ rule tables:
             category="Tables",
             caption="../report/table2.rst",
         ),
-        multiext("results/tables/machines", ".md", ".csv"),
+        report(
+            multiext("results/tables/machines", ".md", ".csv"),
+            category="Tables",
+            caption="../report/machines.rst",
+        ),
         report("results/figures/runs.png", category="Figures", caption="../report/runs.rst"),
     log:
         "logs/tables/tables.log",

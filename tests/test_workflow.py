@@ -1,9 +1,11 @@
 """The Snakemake DAG: configuration validation, dry runs, and a tiny real run of the demo."""
 
+import shutil
+
 import pandas as pd
 import pytest
 import yaml
-from conftest import dry_run_counts, run_snakemake, tiny_config, write_workdir
+from conftest import REPO, dry_run_counts, run_snakemake, tiny_config, write_workdir
 
 
 def test_config_typo_is_an_error_naming_the_key(tmp_path):
@@ -36,9 +38,44 @@ def test_dry_run_plans_one_job_per_machine_and_stage(tiny_workdir):
     assert counts["embed_train"] == counts["cluster"] == 4  # one per encoder
 
 
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A work folder where the tiny demo DAG has run to the end (shared by the rerun tests,
+    which only dry-run against it and put its configuration back)."""
+    work = write_workdir(tmp_path_factory.mktemp("finished"), tiny_config())
+    run_snakemake(work, "--cores", "2")
+    return work
+
+
+def planned_after(work, change, *args) -> dict[str, int]:
+    """{rule: jobs} a dry run plans once `change(config)` is applied; the file is put back."""
+    path = work / "config/config.yaml"
+    original = path.read_text()
+    config = yaml.safe_load(original)
+    change(config)
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    try:
+        return jobs_by_rule(dry_run_counts(work, *args))
+    finally:
+        path.write_text(original)
+
+
+def jobs_by_rule(counts: dict[str, int]) -> dict[str, int]:
+    """Snakemake's job stats without their total, checked against the rules' sum."""
+    total = counts.pop("total", 0)
+    assert total == sum(counts.values()), counts
+    return counts
+
+
+RUNS, SEEDS = 7, 3
+PSEUDO_RUNS = 5  # runs whose classes come from clusters: gp, ft, dap, dap_full, pl_ma
+ENCODERS = 4  # general, ft, dap, dap_full: one embedding and one clustering job each
+MACHINES = 4  # scored machine types of the tiny configuration
+
+
 @pytest.mark.slow
-def test_tiny_real_run_produces_the_tables(tiny_workdir):
-    run_snakemake(tiny_workdir, "--cores", "2")
+def test_tiny_real_run_produces_the_tables(finished):
+    tiny_workdir = finished
     groups = ["dev_mean", "eval_mean", "no_attribute_mean", "all_mean"]
     for name, runs in (
         ("table1", ["na", "gp", "ft", "dap", "dap_full"]),
@@ -81,29 +118,133 @@ def test_tiny_real_run_produces_the_tables(tiny_workdir):
     assert quality["nmi"].between(0, 1).all() and quality["hidden"].sum() == 2 * 4
     figures = sorted(p.name for p in (tiny_workdir / "results/figures/tsne").iterdir())
     assert len(figures) == 4 and all(name.endswith(".png") for name in figures)
-    # a second run has nothing to do
-    proc = run_snakemake(tiny_workdir, "-n")
+
+
+@pytest.mark.slow
+def test_a_second_run_has_nothing_to_do(finished):
+    proc = run_snakemake(finished, "-n")
     assert "Nothing to be done" in proc.stdout + proc.stderr
-    # changing a clustering setting reruns clustering and what follows, nothing before it
-    config = yaml.safe_load((tiny_workdir / "config/config.yaml").read_text())
-    config["pseudolabels"]["clustering"]["k_max"] = 5
-    (tiny_workdir / "config/config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    counts = dry_run_counts(tiny_workdir)
-    assert counts.pop("cluster") == 4  # one per encoder
-    # ... and the runs whose classes come from clusters: their label space, fine-tuning, scores
-    pseudo_runs = 5  # gp, ft, dap, dap_full, pl_ma
-    assert counts == {
-        "label_space": 4,
-        "finetune": 3 * pseudo_runs,
-        "score_run": 3 * pseudo_runs,
-        "evaluate": 3 * pseudo_runs,
+
+
+@pytest.mark.slow
+def test_clustering_change_reruns_pseudolabels_finetuning_scoring_and_tables_only(finished):
+    def change(config):
+        config["pseudolabels"]["clustering"]["k_max"] = 5
+
+    assert planned_after(finished, change) == {
+        "cluster": ENCODERS,
+        "label_space": ENCODERS,
+        "finetune": SEEDS * PSEUDO_RUNS,
+        "score_run": SEEDS * PSEUDO_RUNS,
+        "evaluate": SEEDS * PSEUDO_RUNS,
         "pseudolabel_quality": 1,
-        "tsne_figure": 4,
-        "score_figure": pseudo_runs,
+        "tsne_figure": MACHINES,
+        "score_figure": PSEUDO_RUNS,
         "tables": 1,
         "all": 1,
-        "total": 4 + 4 + 45 + 1 + 4 + 5 + 1 + 1,
     }
+
+
+# What a change to fine-tuning reruns: every fine-tuning job and what follows it. The FT
+# pseudo-labels are clusters of a fine-tuned encoder's embeddings (the paper's "FT" row), so
+# that one source's embedding and clustering rerun too; features, the log-mel baseline,
+# pre-training and the other three pseudo-label sources stay as they are.
+AFTER_FINETUNING = {
+    "finetune": RUNS * SEEDS,
+    "score_run": RUNS * SEEDS,
+    "evaluate": RUNS * SEEDS,
+    "score_figure": RUNS,
+    "embed_train": 1,
+    "cluster": 1,
+    "label_space": 1,
+    "pseudolabel_quality": 1,
+    "tsne_figure": MACHINES,
+    "tables": 1,
+    "all": 1,
+}
+
+
+@pytest.mark.slow
+def test_finetuning_change_leaves_features_pretraining_and_pseudolabels_alone(finished):
+    def change(config):
+        config["finetune"]["common"]["lr"] *= 2
+
+    assert planned_after(finished, change) == AFTER_FINETUNING
+
+
+@pytest.mark.slow
+def test_code_change_reruns_its_stage_and_what_follows(finished, tmp_path):
+    """A copy of the workflow whose fine-tuning module differs by one line: its code version
+    param changes, and Snakemake plans exactly what a fine-tuning setting change plans."""
+    copy = tmp_path / "workflow"
+    for name in ("Snakefile", "rules", "config", "envs", "report", "src/asdflow"):
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, copy / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            (copy / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(source, copy / name)
+    module = copy / "src/asdflow/finetune.py"
+    module.write_text(module.read_text() + "\n# a changed line\n")
+    planned = dry_run_counts(finished, "--snakefile", str(copy / "Snakefile"))
+    assert jobs_by_rule(planned) == AFTER_FINETUNING
+
+
+@pytest.mark.slow
+def test_added_seed_adds_only_its_jobs_and_the_tables(finished):
+    def change(config):
+        config["finetune"]["seeds"].append(7)
+
+    assert planned_after(finished, change) == {
+        "finetune": RUNS,
+        "score_run": RUNS,
+        "evaluate": RUNS,
+        "tables": 1,
+        "all": 1,
+    }
+
+
+@pytest.mark.slow
+def test_added_machine_type_adds_its_jobs_and_what_aggregates_over_machines(finished):
+    """The new type gets its own data, cache and t-SNE jobs. What pools the machine types reruns:
+    the normalisation statistics (hence every log-mel baseline score), DAP and DAP-full
+    pre-training, the embeddings and clusterings of the four label sources, every fine-tuning
+    and scoring job. The other types' data and caches, and the general encoder, stay."""
+
+    def change(config):
+        sets = config["synthetic"]["sets"]
+        sets["dev"].append(next(m for m in ("motor", "blower") if m not in sets["dev"]))
+
+    planned = planned_after(finished, change)
+    assert planned == {
+        "synth_machine": 1,
+        "features": 1,
+        "norm_stats": 1,
+        "score_logmel_knn": MACHINES + 1,
+        "pretrain_dap": 2,
+        "embed_train": ENCODERS,
+        "cluster": ENCODERS,
+        "label_space": 1 + ENCODERS,  # "none" (one class per machine type) and one per source
+        "pseudolabel_quality": 1,
+        "tsne_figure": MACHINES + 1,
+        "finetune": RUNS * SEEDS,
+        "score_run": RUNS * SEEDS,
+        "evaluate": RUNS * SEEDS + 1,
+        "score_figure": RUNS + 1,
+        "tables": 1,
+        "all": 1,
+    }
+
+
+@pytest.mark.slow
+def test_report_holds_the_tables_figures_and_captions(finished):
+    run_snakemake(finished, "--report", "report.html")
+    html = (finished / "report.html").read_text()
+    for name in ("table1.md", "table2.md", "machines.md", "pseudolabels.md", "runs.png"):
+        assert name in html
+    assert "pseudo-labels from different embeddings" in html  # Table 1's caption
+    assert "Data: synthetic source; encoder eat_tiny" in html  # the workflow description
+    assert len(html) > 500_000  # the figures are embedded
 
 
 def test_snakemake_lint_and_snakefmt_are_clean():

@@ -21,5 +21,5 @@ rule score_logmel_knn:
     conda:
         ENV
     shell:
-        "asdflow score-logmel --features-dir {params.features_dir} --norm-stats {input.stats} "
+        "python -m asdflow score-logmel --features-dir {params.features_dir} --norm-stats {input.stats} "
         "--out-dir {params.out_dir} {params.knn} > {log} 2>&1"

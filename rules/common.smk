@@ -1,6 +1,7 @@
 # Validation, the data sets of this run, and the input functions every stage shares.
 import hashlib
 import json
+import os
 import shlex
 from pathlib import Path
 
@@ -12,6 +13,13 @@ DATASETS = {d.name: d for d in resolve_datasets(config)}
 SCORED = [d for d in DATASETS.values() if d.role in ("dev", "eval")]
 SYNTH_ROOT = config["synthetic"]["root"]
 ENV = "../envs/asdflow.yaml"
+
+# Jobs run `python -m asdflow` from this workflow's source tree, in whatever environment they are
+# given (the venv, a `--sdm conda` environment built from ENV, a SLURM node): the code a job runs
+# is the code its `code` param hashes.
+SRC = str(Path(workflow.basedir) / "src")
+if SRC not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
+    os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.getenv("PYTHONPATH")])))
 
 
 def code_version(*modules):
@@ -231,8 +239,9 @@ def run_titles():
 
 
 def launcher(wildcards, resources):
-    """`asdflow`, or `torchrun ... -m asdflow.cli` when a training rule asks for several GPUs."""
+    """`python -m asdflow`, or `torchrun ... -m asdflow` when a training rule asks for several
+    GPUs."""
     gpus = int(resources.get("gpu", 0) or 0)
     if gpus > 1:
-        return f"torchrun --standalone --nproc_per_node {gpus} -m asdflow.cli"
-    return "asdflow"
+        return f"torchrun --standalone --nproc_per_node {gpus} -m asdflow"
+    return "python -m asdflow"

@@ -1,5 +1,12 @@
 # Raw audio: the synthetic factory writes DCASE-layout folders; real DCASE archives are downloaded.
 
+# Downloads run where Snakemake runs (a cluster's login node), since compute nodes are often
+# offline; they have no code version on purpose: a new downloader must not fetch 100 GB again.
+
+
+localrules:
+    download_archive,
+
 
 rule synth_machine:
     output:
@@ -18,7 +25,7 @@ rule synth_machine:
     conda:
         ENV
     shell:
-        "asdflow synth --root {params.root} --set {wildcards.set} "
+        "python -m asdflow synth --root {params.root} --set {wildcards.set} "
         "--machine-type {wildcards.machine} --seed {params.seed} "
         "--clip-seconds {params.clip_seconds} --severity {params.severity} "
         "--train-source {params.counts[train_source]} --train-target {params.counts[train_target]} "
@@ -39,5 +46,5 @@ rule download_archive:
     conda:
         ENV
     shell:
-        "asdflow download --year {wildcards.year} --zip {wildcards.stem}.zip "
+        "python -m asdflow download --year {wildcards.year} --zip {wildcards.stem}.zip "
         "--dest {params.dest} --base-url {params.base_url} --quiet > {log} 2>&1"

@@ -29,7 +29,7 @@ rule features:
     conda:
         ENV
     shell:
-        "asdflow features --machine-dir {params.machine_dirs} {params.ground_truth} "
+        "python -m asdflow features --machine-dir {params.machine_dirs} {params.ground_truth} "
         "--out-dir {params.out_dir} --sample-rate {params.sample_rate} "
         "--n-frames {params.n_frames} --channel {params.channel} > {log} 2>&1"
 
@@ -50,5 +50,5 @@ rule norm_stats:
     conda:
         ENV
     shell:
-        "asdflow norm-stats --train {input} --mode {params.mode} --mean {params.mean} "
+        "python -m asdflow norm-stats --train {input} --mode {params.mode} --mean {params.mean} "
         "--std {params.std} --out {output} > {log} 2>&1"

@@ -24,6 +24,6 @@ rule finetune:
     conda:
         ENV
     shell:
-        "asdflow finetune --cache {input.cache} --labels {input.labels} "
+        "python -m asdflow finetune --cache {input.cache} --labels {input.labels} "
         "--settings {params.settings_json} --out {output} --threads {threads} --quiet "
         "> {log} 2>&1"

@@ -17,7 +17,7 @@ rule synth_general:
     conda:
         ENV
     shell:
-        "asdflow synth --root {params.root} --general {params.clips} --seed {params.seed} "
+        "python -m asdflow synth --root {params.root} --general {params.clips} --seed {params.seed} "
         "--clip-seconds {params.clip_seconds} --workers {threads} > {log} 2>&1"
 
 
@@ -39,7 +39,7 @@ rule features_general:
     conda:
         ENV
     shell:
-        "asdflow features --plain-dir {input} --out-dir {params.out_dir} "
+        "python -m asdflow features --plain-dir {input} --out-dir {params.out_dir} "
         "--sample-rate {params.sample_rate} --n-frames {params.n_frames} "
         "--channel {params.channel} > {log} 2>&1"
 
@@ -58,7 +58,7 @@ rule norm_stats_general:
     conda:
         ENV
     shell:
-        "asdflow norm-stats --train {input} --mode train --out {output} > {log} 2>&1"
+        "python -m asdflow norm-stats --train {input} --mode train --out {output} > {log} 2>&1"
 
 
 if config["pretrain"]["general"]["source"] == "import":
@@ -76,7 +76,7 @@ if config["pretrain"]["general"]["source"] == "import":
         conda:
             ENV
         shell:
-            "asdflow import-eat {input} --out {output} > {log} 2>&1"
+            "python -m asdflow import-eat {input} --out {output} > {log} 2>&1"
 
 else:
 

@@ -25,7 +25,7 @@ rule embed_train:
     conda:
         ENV
     shell:
-        "asdflow embed --checkpoint {input.checkpoint} {params.machines} --splits train "
+        "python -m asdflow embed --checkpoint {input.checkpoint} {params.machines} --splits train "
         "--threads {threads} > {log} 2>&1"
 
 
@@ -54,7 +54,7 @@ rule cluster:
     conda:
         ENV
     shell:
-        "asdflow cluster {params.jobs} {params.args} > {log} 2>&1"
+        "python -m asdflow cluster {params.jobs} {params.args} > {log} 2>&1"
 
 
 rule label_space:
@@ -74,7 +74,7 @@ rule label_space:
     conda:
         ENV
     shell:
-        "asdflow labels --index {params.indexes} --pseudo {input.pseudo} --out {output} "
+        "python -m asdflow labels --index {params.indexes} --pseudo {input.pseudo} --out {output} "
         "> {log} 2>&1"
 
 
@@ -103,7 +103,7 @@ rule pseudolabel_quality:
     conda:
         ENV
     shell:
-        "asdflow pseudolabel-quality {params.entries} --out-md {output.md} "
+        "python -m asdflow pseudolabel-quality {params.entries} --out-md {output.md} "
         "--out-csv {output.csv} > {log} 2>&1"
 
 
@@ -134,6 +134,6 @@ rule tsne_figure:
     conda:
         ENV
     shell:
-        "asdflow tsne --encoders {params.encoders} --embeddings {input.embeddings} "
+        "python -m asdflow tsne --encoders {params.encoders} --embeddings {input.embeddings} "
         "--pseudo {input.pseudo} --index {input.index} --truth {params.truth} "
         "--out {output} > {log} 2>&1"

@@ -18,7 +18,7 @@ rule evaluate:
     conda:
         ENV
     shell:
-        "asdflow evaluate --run {wildcards.run} --seed {wildcards.seed} {params.machines} "
+        "python -m asdflow evaluate --run {wildcards.run} --seed {wildcards.seed} {params.machines} "
         "--out {output} > {log} 2>&1"
 
 
@@ -54,7 +54,7 @@ rule tables:
     conda:
         ENV
     shell:
-        "asdflow tables --metrics {input} --table1 logmel_knn {params.table1} "
+        "python -m asdflow tables --metrics {input} --table1 logmel_knn {params.table1} "
         "--table2 logmel_knn {params.table2} --titles {params.titles} "
         "--out-dir {params.out_dir} --figure results/figures/runs.png > {log} 2>&1"
 
@@ -82,5 +82,5 @@ rule score_figure:
     conda:
         ENV
     shell:
-        "asdflow score-figure --run {wildcards.run} {params.machines} --out {output} "
+        "python -m asdflow score-figure --run {wildcards.run} {params.machines} --out {output} "
         "> {log} 2>&1"

@@ -32,5 +32,5 @@ rule score_run:
     conda:
         ENV
     shell:
-        "asdflow score-encoder --checkpoint {input.model} {params.machines} {params.knn} "
+        "python -m asdflow score-encoder --checkpoint {input.model} {params.machines} {params.knn} "
         "--threads {threads} > {log} 2>&1"

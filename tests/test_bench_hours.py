@@ -38,6 +38,19 @@ def test_stage_hours_multiplies_steps_runs_seeds_and_clips():
     )
 
 
+def test_count_flops_counts_forward_and_backward_matrix_products():
+    import torch
+
+    layer = torch.nn.Linear(64, 32, bias=False)
+    x = torch.randn(8, 64)
+
+    def step(i):
+        layer(x).sum().backward()
+
+    # forward 2*B*in*out; backward: the weight gradient only (x needs none), the same again
+    assert bench_hours.count_flops(step, 0) == 2 * (2 * 8 * 64 * 32)
+
+
 def test_a_tiny_timed_run_writes_its_figures(tmp_path, monkeypatch, capsys):
     import pathlib
 
@@ -48,5 +61,6 @@ def test_a_tiny_timed_run_writes_its_figures(tmp_path, monkeypatch, capsys):
     )
     figures = json.loads(out.read_text())
     assert figures["model"] == "eat_tiny" and figures["pretrain_seconds_per_step"] > 0
+    assert figures["pretrain_TFLOP_per_step"] > figures["finetune_TFLOP_per_step"] > 0
     assert len(figures["stages"]) == len(table) and (table["hours"] > 0).any()
     assert "total:" in capsys.readouterr().out

@@ -172,11 +172,8 @@ def test_finetuning_change_leaves_features_pretraining_and_pseudolabels_alone(fi
     assert planned_after(finished, change) == AFTER_FINETUNING
 
 
-@pytest.mark.slow
-def test_code_change_reruns_its_stage_and_what_follows(finished, tmp_path):
-    """A copy of the workflow whose fine-tuning module differs by one line: its code version
-    param changes, and Snakemake plans exactly what a fine-tuning setting change plans."""
-    copy = tmp_path / "workflow"
+def copy_workflow(copy):
+    """The workflow and its package source, copied to `copy` (which is returned)."""
     for name in ("Snakefile", "rules", "config", "envs", "report", "src/asdflow"):
         source = REPO / name
         if source.is_dir():
@@ -184,6 +181,28 @@ def test_code_change_reruns_its_stage_and_what_follows(finished, tmp_path):
         else:
             (copy / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(source, copy / name)
+    return copy
+
+
+def test_jobs_run_the_package_from_the_workflows_own_source(tmp_path):
+    """What a job runs is the code its `code` param hashes: the workflow's src/, not whatever
+    `asdflow` is installed where the job runs (a --sdm conda env has none)."""
+    copy = copy_workflow(tmp_path / "workflow")
+    main = copy / "src/asdflow/__main__.py"
+    main.write_text('open("ran-from-copy", "w").close()\n' + main.read_text())
+    config = tiny_config()
+    work = write_workdir(tmp_path / "work", config)
+    machine = config["synthetic"]["sets"]["dev"][0]
+    target = f"{config['synthetic']['root']}/dev/{machine}"
+    run_snakemake(work, "--snakefile", str(copy / "Snakefile"), "--cores", "1", target)
+    assert (work / "ran-from-copy").exists() and (work / target).is_dir()
+
+
+@pytest.mark.slow
+def test_code_change_reruns_its_stage_and_what_follows(finished, tmp_path):
+    """A copy of the workflow whose fine-tuning module differs by one line: its code version
+    param changes, and Snakemake plans exactly what a fine-tuning setting change plans."""
+    copy = copy_workflow(tmp_path / "workflow")
     module = copy / "src/asdflow/finetune.py"
     module.write_text(module.read_text() + "\n# a changed line\n")
     planned = dry_run_counts(finished, "--snakefile", str(copy / "Snakefile"))

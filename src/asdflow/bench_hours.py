@@ -67,6 +67,16 @@ def time_steps(step, device: torch.device, warmup: int, repeats: int) -> float:
     return statistics.median(times)
 
 
+def count_flops(step, i: int) -> float:
+    """Floating-point operations of one call of `step` (matrix products, convolutions and
+    attention, forward and backward), counted by torch's FlopCounterMode."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        step(i)
+    return float(counter.get_total_flops())
+
+
 def _training_step(objective, batch: dict, loop: train.LoopSettings, device: torch.device):
     objective.to(device).train()
     groups = train.param_groups(objective, loop.weight_decay)
@@ -88,12 +98,15 @@ def _training_step(objective, batch: dict, loop: train.LoopSettings, device: tor
 
 def time_pretrain_step(
     model: str, settings: dict, n_frames: int, device: torch.device, warmup: int, repeats: int
-) -> float:
+) -> tuple[float, float]:
+    """(median seconds, FLOPs) of one UFO training step at the settings' batch and clones."""
     s = train.settings_from_dict(pretrain.PretrainSettings, {**settings, "model": model})
     torch.manual_seed(0)
     objective = pretrain.UFOObjective(models.create_model(model), s)
     x = torch.randn(s.loop.batch_size, 1, n_frames, 128, device=device)
-    return time_steps(_training_step(objective, {"x": x}, s.loop, device), device, warmup, repeats)
+    step = _training_step(objective, {"x": x}, s.loop, device)
+    seconds = time_steps(step, device, warmup, repeats)
+    return seconds, count_flops(step, warmup + repeats)
 
 
 def time_finetune_step(
@@ -104,7 +117,8 @@ def time_finetune_step(
     device: torch.device,
     warmup: int,
     repeats: int,
-) -> float:
+) -> tuple[float, float]:
+    """(median seconds, FLOPs) of one ArcFace fine-tuning step at the settings' batch."""
     s = train.settings_from_dict(finetune.FinetuneSettings, settings)
     torch.manual_seed(0)
     objective = finetune.MACObjective(models.create_model(model, drop_path=s.drop_path), classes, s)
@@ -112,7 +126,8 @@ def time_finetune_step(
     x = torch.randn(batch, 1, n_frames, 128, device=device)
     y = torch.randint(classes, (batch,), device=device)
     step = _training_step(objective, {"x": x, "y": y}, s.loop, device)
-    return time_steps(step, device, warmup, repeats)
+    seconds = time_steps(step, device, warmup, repeats)
+    return seconds, count_flops(step, warmup + repeats)
 
 
 def time_embedding(
@@ -216,14 +231,20 @@ def bench_hours(
         "precision": f"pretrain {pre.get('precision', 'auto')}, "
         f"finetune {ft.get('precision', 'auto')}",
     }
-    pretrain_s = time_pretrain_step(model, pre, n_frames, device, warmup, repeats)
+    pretrain_s, pretrain_flops = time_pretrain_step(model, pre, n_frames, device, warmup, repeats)
     peak_pre = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
-    finetune_s = time_finetune_step(model, ft, n_frames, classes, device, warmup, repeats)
+    finetune_s, finetune_flops = time_finetune_step(
+        model, ft, n_frames, classes, device, warmup, repeats
+    )
     embed_rate = time_embedding(model, n_frames, ft.get("precision", "auto"), device, repeats)
     header.update(
         pretrain_seconds_per_step=pretrain_s,
+        pretrain_TFLOP_per_step=pretrain_flops / 1e12,
+        pretrain_TFLOP_per_s=pretrain_flops / pretrain_s / 1e12,
         pretrain_peak_GiB=peak_pre,
         finetune_seconds_per_step=finetune_s,
+        finetune_TFLOP_per_step=finetune_flops / 1e12,
+        finetune_TFLOP_per_s=finetune_flops / finetune_s / 1e12,
         embed_clips_per_s=embed_rate,
     )
     table = stage_hours(config, pretrain_s, finetune_s, embed_rate, train_clips, test_clips)

@@ -96,6 +96,12 @@ def _training_step(objective, batch: dict, loop: train.LoopSettings, device: tor
     return step
 
 
+def _time_and_count(objective, batch, loop, device, warmup: int, repeats: int):
+    step = _training_step(objective, batch, loop, device)
+    seconds = time_steps(step, device, warmup, repeats)
+    return seconds, count_flops(step, warmup + repeats)
+
+
 def time_pretrain_step(
     model: str, settings: dict, n_frames: int, device: torch.device, warmup: int, repeats: int
 ) -> tuple[float, float]:
@@ -104,9 +110,7 @@ def time_pretrain_step(
     torch.manual_seed(0)
     objective = pretrain.UFOObjective(models.create_model(model), s)
     x = torch.randn(s.loop.batch_size, 1, n_frames, 128, device=device)
-    step = _training_step(objective, {"x": x}, s.loop, device)
-    seconds = time_steps(step, device, warmup, repeats)
-    return seconds, count_flops(step, warmup + repeats)
+    return _time_and_count(objective, {"x": x}, s.loop, device, warmup, repeats)
 
 
 def time_finetune_step(
@@ -125,9 +129,7 @@ def time_finetune_step(
     batch = s.loop.batch_size
     x = torch.randn(batch, 1, n_frames, 128, device=device)
     y = torch.randint(classes, (batch,), device=device)
-    step = _training_step(objective, {"x": x, "y": y}, s.loop, device)
-    seconds = time_steps(step, device, warmup, repeats)
-    return seconds, count_flops(step, warmup + repeats)
+    return _time_and_count(objective, {"x": x, "y": y}, s.loop, device, warmup, repeats)
 
 
 def time_embedding(

@@ -1,6 +1,9 @@
 """The Snakemake DAG: configuration validation, dry runs, and a tiny real run of the demo."""
 
+import os
 import shutil
+import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -345,3 +348,43 @@ def test_bad_experiment_matrix_is_a_clear_error(tmp_path, change, message):
     change(config)
     proc = run_snakemake(write_workdir(tmp_path, config), "-n", check=False)
     assert proc.returncode != 0 and message in proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_killed_training_job_resumes_from_its_checkpoint_when_run_again(tmp_path):
+    """What a preempted SLURM job or a killed Snakemake does: the job dies mid-training, its
+    output is missing, the resume file stays; the same command again continues from it."""
+    import signal
+    import subprocess
+    import time
+
+    from conftest import snakemake_cmd
+
+    config = tiny_config()
+    config["pretrain"]["general"] |= {"steps": 400}
+    config["pretrain"]["common"] |= {"checkpoint_every": 5}
+    work = write_workdir(tmp_path, config)
+    target = "results/pretrain/general/model.pt"
+    resume = work / "results/pretrain/general/model.resume.pt"
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    proc = subprocess.Popen(
+        snakemake_cmd(work, "--cores", "1", target),
+        cwd=work,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 300
+    while not resume.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert resume.exists(), "no checkpoint appeared before the job ended"
+    os.killpg(proc.pid, signal.SIGKILL)  # snakemake and the job, with no chance to clean up
+    proc.wait()
+    assert not (work / target).exists()
+    run_snakemake(work, "--unlock")  # a killed Snakemake leaves its lock behind
+    run_snakemake(work, "--cores", "1", "--rerun-incomplete", target)
+    log = (work / "logs/pretrain/general.log").read_text()
+    step = int(log.split("resuming at step ")[1].split()[0])
+    assert 5 <= step < 400 and step % 5 == 0
+    assert (work / target).exists()

@@ -5,6 +5,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 CORES ?= all
+# the configuration of `make run` and `make report` (the synthetic demo unless given)
+CONFIG ?= config/config.yaml
 STAMP := $(VENV)/.installed
 
 .PHONY: run test setup lint clean bench report
@@ -18,7 +20,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --cores $(CORES) --configfile config/config.yaml \
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --cores $(CORES) --configfile $(CONFIG) \
 		--profile config/profiles/local
 	@echo
 	@echo "Table 1 (results/tables/table1.md): official score (%), mean +- std over seeds"
@@ -30,9 +32,9 @@ run: $(STAMP)
 test: $(STAMP)
 	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/pytest -q
 
-# make report: the HTML report (tables, figures, captions) of the last `make run`.
+# make report: the HTML report (tables, figures, captions) of the finished run of $(CONFIG).
 report: $(STAMP)
-	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --cores 1 --configfile config/config.yaml \
+	PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/snakemake --cores 1 --configfile $(CONFIG) \
 		--report results/report.html
 	@echo "report: results/report.html"
 

@@ -13,6 +13,7 @@ rule score_logmel_knn:
     log:
         "logs/scores/logmel_knn/{dataset}/{machine}.log",
     params:
+        asdflow=runner,
         features_dir=parent_of("input"),
         out_dir=parent_of("output"),
         knn=knn_args(),
@@ -21,5 +22,5 @@ rule score_logmel_knn:
     conda:
         ENV
     shell:
-        "python -m asdflow score-logmel --features-dir {params.features_dir} --norm-stats {input.stats} "
+        "{params.asdflow} score-logmel --features-dir {params.features_dir} --norm-stats {input.stats} "
         "--out-dir {params.out_dir} {params.knn} > {log} 2>&1"

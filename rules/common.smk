@@ -3,7 +3,14 @@ import hashlib
 import json
 import os
 import shlex
+import sys
 from pathlib import Path
+
+# The package runs from this workflow's source tree, here and in every job, whatever environment
+# a job is given (the venv, a `--sdm conda` environment built from ENV, a SLURM node), so the code
+# that runs is the code the `code` params hash (see `runner` below).
+SRC = Path(workflow.basedir) / "src"
+sys.path.insert(0, str(SRC))
 
 from asdflow.data.datasets import resolve_datasets
 
@@ -13,13 +20,6 @@ DATASETS = {d.name: d for d in resolve_datasets(config)}
 SCORED = [d for d in DATASETS.values() if d.role in ("dev", "eval")]
 SYNTH_ROOT = config["synthetic"]["root"]
 ENV = "../envs/asdflow.yaml"
-
-# Jobs run `python -m asdflow` from this workflow's source tree, in whatever environment they are
-# given (the venv, a `--sdm conda` environment built from ENV, a SLURM node): the code a job runs
-# is the code its `code` param hashes.
-SRC = str(Path(workflow.basedir) / "src")
-if SRC not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
-    os.environ.update(PYTHONPATH=os.pathsep.join(filter(None, [SRC, os.getenv("PYTHONPATH")])))
 
 
 def code_version(*modules):
@@ -238,10 +238,15 @@ def run_titles():
     )
 
 
-def launcher(wildcards, resources):
-    """`python -m asdflow`, or `torchrun ... -m asdflow` when a training rule asks for several
-    GPUs."""
+def runner(wildcards, resources):
+    """Params function: how a job starts the package. `python -m asdflow`, or torchrun when a
+    training job asks for several GPUs, with the workflow's src/ first on PYTHONPATH: set on the
+    command line because Snakemake clears PYTHONPATH in conda jobs, and relative to the working
+    directory so that moving a checkout together with its results reruns nothing."""
+    src = shlex.quote(os.path.relpath(SRC))
     gpus = int(resources.get("gpu", 0) or 0)
     if gpus > 1:
-        return f"torchrun --standalone --nproc_per_node {gpus} -m asdflow"
-    return "python -m asdflow"
+        command = f"torchrun --standalone --nproc_per_node {gpus} -m asdflow"
+    else:
+        command = "python -m asdflow"
+    return f"PYTHONPATH={src}${{PYTHONPATH:+:$PYTHONPATH}} {command}"

@@ -14,6 +14,7 @@ rule synth_machine:
     log:
         "logs/synth/{set}/{machine}.log",
     params:
+        asdflow=runner,
         root=lambda wildcards, output: str(Path(output[0]).parents[1]),
         seed=config["synthetic"]["seed"],
         clip_seconds=config["synthetic"]["clip_seconds"],
@@ -25,7 +26,7 @@ rule synth_machine:
     conda:
         ENV
     shell:
-        "python -m asdflow synth --root {params.root} --set {wildcards.set} "
+        "{params.asdflow} synth --root {params.root} --set {wildcards.set} "
         "--machine-type {wildcards.machine} --seed {params.seed} "
         "--clip-seconds {params.clip_seconds} --severity {params.severity} "
         "--train-source {params.counts[train_source]} --train-target {params.counts[train_target]} "
@@ -40,11 +41,12 @@ rule download_archive:
     log:
         "logs/download/{year}/{stem}.log",
     params:
+        asdflow=runner,
         base_url=config["dcase"].get("base_url", "https://zenodo.org"),
         dest=lambda wildcards, output: str(Path(output[0]).parents[1]),
     threads: 1
     conda:
         ENV
     shell:
-        "python -m asdflow download --year {wildcards.year} --zip {wildcards.stem}.zip "
+        "{params.asdflow} download --year {wildcards.year} --zip {wildcards.stem}.zip "
         "--dest {params.dest} --base-url {params.base_url} --quiet > {log} 2>&1"

@@ -18,6 +18,7 @@ rule features:
     log:
         "logs/features/{dataset}/{machine}.log",
     params:
+        asdflow=runner,
         machine_dirs=machine_dirs,
         out_dir=parent_of("output"),
         ground_truth=ground_truth_arg,
@@ -29,7 +30,7 @@ rule features:
     conda:
         ENV
     shell:
-        "python -m asdflow features --machine-dir {params.machine_dirs} {params.ground_truth} "
+        "{params.asdflow} features --machine-dir {params.machine_dirs} {params.ground_truth} "
         "--out-dir {params.out_dir} --sample-rate {params.sample_rate} "
         "--n-frames {params.n_frames} --channel {params.channel} > {log} 2>&1"
 
@@ -42,6 +43,7 @@ rule norm_stats:
     log:
         "logs/features/norm_stats.log",
     params:
+        asdflow=runner,
         mode=config["features"]["normalization"],
         mean=config["features"].get("fixed_mean", -4.268),
         std=config["features"].get("fixed_std", 4.569),
@@ -50,5 +52,5 @@ rule norm_stats:
     conda:
         ENV
     shell:
-        "python -m asdflow norm-stats --train {input} --mode {params.mode} --mean {params.mean} "
+        "{params.asdflow} norm-stats --train {input} --mode {params.mode} --mean {params.mean} "
         "--std {params.std} --out {output} > {log} 2>&1"

@@ -11,6 +11,7 @@ rule finetune:
     log:
         "logs/finetune/{run}/seed{seed}.log",
     params:
+        asdflow=runner,
         settings=lambda wc: finetune_settings(wc.run, wc.seed),
         settings_json=lambda wc: shlex.quote(json.dumps(finetune_settings(wc.run, wc.seed))),
         code=code_version("finetune.py", "train.py", "models.py", "checkpoint.py"),
@@ -24,6 +25,6 @@ rule finetune:
     conda:
         ENV
     shell:
-        "python -m asdflow finetune --cache {input.cache} --labels {input.labels} "
+        "{params.asdflow} finetune --cache {input.cache} --labels {input.labels} "
         "--settings {params.settings_json} --out {output} --threads {threads} --quiet "
         "> {log} 2>&1"

@@ -8,6 +8,7 @@ rule synth_general:
     log:
         "logs/synth/general.log",
     params:
+        asdflow=runner,
         root=lambda wildcards, output: str(Path(output[0]).parent),
         clips=config["synthetic"].get("general_clips", 600),
         seed=config["synthetic"]["seed"],
@@ -17,7 +18,7 @@ rule synth_general:
     conda:
         ENV
     shell:
-        "python -m asdflow synth --root {params.root} --general {params.clips} --seed {params.seed} "
+        "{params.asdflow} synth --root {params.root} --general {params.clips} --seed {params.seed} "
         "--clip-seconds {params.clip_seconds} --workers {threads} > {log} 2>&1"
 
 
@@ -30,6 +31,7 @@ rule features_general:
     log:
         "logs/features/general.log",
     params:
+        asdflow=runner,
         out_dir=parent_of("output"),
         sample_rate=config["features"]["sample_rate"],
         n_frames=config["features"]["n_frames"],
@@ -39,7 +41,7 @@ rule features_general:
     conda:
         ENV
     shell:
-        "python -m asdflow features --plain-dir {input} --out-dir {params.out_dir} "
+        "{params.asdflow} features --plain-dir {input} --out-dir {params.out_dir} "
         "--sample-rate {params.sample_rate} --n-frames {params.n_frames} "
         "--channel {params.channel} > {log} 2>&1"
 
@@ -53,12 +55,13 @@ rule norm_stats_general:
     log:
         "logs/features/norm_stats_general.log",
     params:
+        asdflow=runner,
         code=code_version("features.py"),
     threads: 1
     conda:
         ENV
     shell:
-        "python -m asdflow norm-stats --train {input} --mode train --out {output} > {log} 2>&1"
+        "{params.asdflow} norm-stats --train {input} --mode train --out {output} > {log} 2>&1"
 
 
 if config["pretrain"]["general"]["source"] == "import":
@@ -71,12 +74,13 @@ if config["pretrain"]["general"]["source"] == "import":
         log:
             "logs/pretrain/general.log",
         params:
+            asdflow=runner,
             code=code_version("import_eat.py", "models.py", "checkpoint.py"),
         threads: 1
         conda:
             ENV
         shell:
-            "python -m asdflow import-eat {input} --out {output} > {log} 2>&1"
+            "{params.asdflow} import-eat {input} --out {output} > {log} 2>&1"
 
 else:
 
@@ -89,10 +93,10 @@ else:
         log:
             "logs/pretrain/general.log",
         params:
+            asdflow=runner,
             settings=pretrain_settings("general"),
             settings_json=lambda wildcards: shlex.quote(json.dumps(pretrain_settings("general"))),
             code=code_version("pretrain.py", "train.py", "models.py", "checkpoint.py"),
-            launcher=launcher,
         threads: config["pretrain"].get("threads", 2)
         resources:
             gpu=1,
@@ -100,7 +104,7 @@ else:
         conda:
             ENV
         shell:
-            "{params.launcher} pretrain --cache {input.cache} --norm-stats {input.stats} "
+            "{params.asdflow} pretrain --cache {input.cache} --norm-stats {input.stats} "
             "--settings {params.settings_json} --out {output} --threads {threads} "
             "--quiet > {log} 2>&1"
 
@@ -114,12 +118,12 @@ rule pretrain_dap:
     log:
         "logs/pretrain/{encoder}.log",
     params:
+        asdflow=runner,
         settings=lambda wildcards: pretrain_settings(wildcards.encoder),
         settings_json=lambda wildcards: shlex.quote(
             json.dumps(pretrain_settings(wildcards.encoder))
         ),
         code=code_version("pretrain.py", "train.py", "models.py", "checkpoint.py"),
-        launcher=launcher,
     threads: config["pretrain"].get("threads", 2)
     resources:
         gpu=1,
@@ -129,5 +133,5 @@ rule pretrain_dap:
     conda:
         ENV
     shell:
-        "{params.launcher} pretrain --cache {input.cache} --settings {params.settings_json} "
+        "{params.asdflow} pretrain --cache {input.cache} --settings {params.settings_json} "
         "--out {output} --threads {threads} --quiet > {log} 2>&1"

@@ -11,6 +11,7 @@ rule embed_train:
     log:
         "logs/embeddings/{encoder}.log",
     params:
+        asdflow=runner,
         machines=lambda wc: " ".join(
             f"--machine results/features/{d}/{m} results/embeddings/{wc.encoder}/{d}/{m}"
             for d, m in machine_pairs(SCORED)
@@ -25,7 +26,7 @@ rule embed_train:
     conda:
         ENV
     shell:
-        "python -m asdflow embed --checkpoint {input.checkpoint} {params.machines} --splits train "
+        "{params.asdflow} embed --checkpoint {input.checkpoint} {params.machines} --splits train "
         "--threads {threads} > {log} 2>&1"
 
 
@@ -40,6 +41,7 @@ rule cluster:
     log:
         "logs/pseudolabels/{encoder}.log",
     params:
+        asdflow=runner,
         jobs=lambda wc: " ".join(
             f"--job results/embeddings/{wc.encoder}/{d}/{m}/train.npy "
             f"results/features/{d}/{m}/train.csv results/pseudolabels/{wc.encoder}/{d}/{m}.csv"
@@ -54,7 +56,7 @@ rule cluster:
     conda:
         ENV
     shell:
-        "python -m asdflow cluster {params.jobs} {params.args} > {log} 2>&1"
+        "{params.asdflow} cluster {params.jobs} {params.args} > {log} 2>&1"
 
 
 rule label_space:
@@ -66,6 +68,7 @@ rule label_space:
     log:
         "logs/labels/{source}.log",
     params:
+        asdflow=runner,
         indexes=lambda wc, input: [f for f in input.index if f.endswith(".csv")],
         code=code_version("pseudolabel.py"),
     threads: 1
@@ -74,7 +77,7 @@ rule label_space:
     conda:
         ENV
     shell:
-        "python -m asdflow labels --index {params.indexes} --pseudo {input.pseudo} --out {output} "
+        "{params.asdflow} labels --index {params.indexes} --pseudo {input.pseudo} --out {output} "
         "> {log} 2>&1"
 
 
@@ -92,6 +95,7 @@ rule pseudolabel_quality:
     log:
         "logs/tables/pseudolabels.log",
     params:
+        asdflow=runner,
         entries=" ".join(
             f"--machine {e} results/pseudolabels/{e}/{d}/{m}.csv "
             f"results/features/{d}/{m}/train.csv {hidden_truth(d, m) or '-'}"
@@ -103,7 +107,7 @@ rule pseudolabel_quality:
     conda:
         ENV
     shell:
-        "python -m asdflow pseudolabel-quality {params.entries} --out-md {output.md} "
+        "{params.asdflow} pseudolabel-quality {params.entries} --out-md {output.md} "
         "--out-csv {output.csv} > {log} 2>&1"
 
 
@@ -127,6 +131,7 @@ rule tsne_figure:
     log:
         "logs/figures/tsne/{dataset}_{machine}.log",
     params:
+        asdflow=runner,
         encoders=config["pseudolabels"]["encoders"],
         truth=lambda wc: hidden_truth(wc.dataset, wc.machine) or "-",
         code=code_version("figures.py"),
@@ -134,6 +139,6 @@ rule tsne_figure:
     conda:
         ENV
     shell:
-        "python -m asdflow tsne --encoders {params.encoders} --embeddings {input.embeddings} "
+        "{params.asdflow} tsne --encoders {params.encoders} --embeddings {input.embeddings} "
         "--pseudo {input.pseudo} --index {input.index} --truth {params.truth} "
         "--out {output} > {log} 2>&1"

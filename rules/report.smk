@@ -10,6 +10,7 @@ rule evaluate:
     log:
         "logs/metrics/{run}/seed{seed}.log",
     params:
+        asdflow=runner,
         machines=lambda wc: machine_entries(wc.run, wc.seed),
         code=code_version("tables.py", "metrics.py"),
     threads: 1
@@ -18,7 +19,7 @@ rule evaluate:
     conda:
         ENV
     shell:
-        "python -m asdflow evaluate --run {wildcards.run} --seed {wildcards.seed} {params.machines} "
+        "{params.asdflow} evaluate --run {wildcards.run} --seed {wildcards.seed} {params.machines} "
         "--out {output} > {log} 2>&1"
 
 
@@ -45,6 +46,7 @@ rule tables:
     log:
         "logs/tables/tables.log",
     params:
+        asdflow=runner,
         table1=config["tables"]["table1"],
         table2=config["tables"]["table2"],
         titles=run_titles(),
@@ -54,7 +56,7 @@ rule tables:
     conda:
         ENV
     shell:
-        "python -m asdflow tables --metrics {input} --table1 logmel_knn {params.table1} "
+        "{params.asdflow} tables --metrics {input} --table1 logmel_knn {params.table1} "
         "--table2 logmel_knn {params.table2} --titles {params.titles} "
         "--out-dir {params.out_dir} --figure results/figures/runs.png > {log} 2>&1"
 
@@ -72,6 +74,7 @@ rule score_figure:
     log:
         "logs/figures/scores/{run}.log",
     params:
+        asdflow=runner,
         machines=lambda wc: " ".join(
             f"--machine results/features/{d}/{m}/test.csv "
             f"results/scores/{wc.run}/seed{run_seeds(wc.run)[0]}/{d}"
@@ -82,5 +85,5 @@ rule score_figure:
     conda:
         ENV
     shell:
-        "python -m asdflow score-figure --run {wildcards.run} {params.machines} --out {output} "
+        "{params.asdflow} score-figure --run {wildcards.run} {params.machines} --out {output} "
         "> {log} 2>&1"

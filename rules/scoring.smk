@@ -16,6 +16,7 @@ rule score_run:
     log:
         "logs/scores/{run}/seed{seed}.log",
     params:
+        asdflow=runner,
         machines=lambda wc: " ".join(
             f"--machine results/features/{d}/{m} results/scores/{wc.run}/seed{wc.seed}/{d}"
             for d, m in machine_pairs(SCORED)
@@ -32,5 +33,5 @@ rule score_run:
     conda:
         ENV
     shell:
-        "python -m asdflow score-encoder --checkpoint {input.model} {params.machines} {params.knn} "
+        "{params.asdflow} score-encoder --checkpoint {input.model} {params.machines} {params.knn} "
         "--threads {threads} > {log} 2>&1"

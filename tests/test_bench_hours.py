@@ -4,6 +4,7 @@ import json
 
 import pytest
 import yaml
+from conftest import REPO
 
 from asdflow import bench_hours
 
@@ -22,7 +23,8 @@ def test_merged_config_names_a_file_that_is_not_a_mapping(tmp_path):
         bench_hours.merged_config([bad])
 
 
-def test_stage_hours_multiplies_steps_runs_seeds_and_clips():
+def test_stage_hours_multiplies_steps_runs_seeds_and_clips(monkeypatch):
+    monkeypatch.chdir(REPO)
     config = bench_hours.merged_config(["config/config.yaml", "config/dcase2025.yaml"])
     table = bench_hours.stage_hours(config, 0.5, 0.1, 1000.0, 15000, 3000).set_index("stage")
     hours = table["hours"]
@@ -36,6 +38,22 @@ def test_stage_hours_multiplies_steps_runs_seeds_and_clips():
     assert hours[f"score ({runs * seeds} models, train + test clips)"] == pytest.approx(
         runs * seeds * 18000 / 1000 / 3600
     )
+    # general, ft, dap, dap_full: the pseudo-label table's encoders and the runs' label sources
+    assert hours["embed training clips (4 encoders)"] == pytest.approx(4 * 15000 / 1000 / 3600)
+
+
+def test_stage_hours_follows_the_configured_encoders_and_runs(monkeypatch):
+    monkeypatch.chdir(REPO)
+    config = bench_hours.merged_config(["config/config.yaml"])
+    config["pseudolabels"]["encoders"] = ["general"]
+    config["finetune"]["runs"] = {"na": {"init": "general", "labels": "none"}}
+    stages = bench_hours.stage_hours(config, 0.5, 0.1, 1000.0, 100, 10)["stage"].tolist()
+    assert stages == [
+        "pretrain general",
+        "finetune (1 runs x 3 seeds)",
+        "embed training clips (1 encoders)",
+        "score (3 models, train + test clips)",
+    ]
 
 
 def test_count_flops_counts_forward_and_backward_matrix_products():
@@ -52,9 +70,7 @@ def test_count_flops_counts_forward_and_backward_matrix_products():
 
 
 def test_a_tiny_timed_run_writes_its_figures(tmp_path, monkeypatch, capsys):
-    import pathlib
-
-    monkeypatch.chdir(pathlib.Path(__file__).resolve().parents[1])
+    monkeypatch.chdir(REPO)
     out = tmp_path / "hours.json"
     table = bench_hours.bench_hours(
         [], model="eat_tiny", n_frames=32, warmup=1, repeats=1, classes=4, out=out
@@ -64,3 +80,9 @@ def test_a_tiny_timed_run_writes_its_figures(tmp_path, monkeypatch, capsys):
     assert figures["pretrain_TFLOP_per_step"] > figures["finetune_TFLOP_per_step"] > 0
     assert len(figures["stages"]) == len(table) and (table["hours"] > 0).any()
     assert "total:" in capsys.readouterr().out
+
+
+def test_outside_the_workflow_folder_is_an_error_naming_the_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match="config/config.yaml"):
+        bench_hours.bench_hours([], model="eat_tiny")

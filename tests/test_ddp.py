@@ -38,7 +38,7 @@ def test_two_process_gloo_run(tmp_path):
             "--nproc_per_node",
             "2",
             "-m",
-            "asdflow.cli",
+            "asdflow",  # as the workflow's runner launches it
             "pretrain",
             "--cache",
             f"{prefix}.npy",

@@ -187,6 +187,23 @@ def copy_workflow(copy):
     return copy
 
 
+def test_every_job_starts_the_package_with_the_workflow_src_on_its_command_line(tiny_workdir):
+    """Snakemake clears PYTHONPATH in `--sdm conda` jobs, so each command line sets it; a rule
+    given two GPUs runs under torchrun."""
+    proc = run_snakemake(tiny_workdir, "-n", "-p", "--set-resources", "pretrain_dap:gpu=2")
+    commands = [line for line in proc.stdout.splitlines() if "-m asdflow " in line]
+    counts = dry_run_counts(tiny_workdir)
+    assert len(commands) == counts["total"] - counts["all"]  # every job but the target rule
+    for command in commands:
+        prefix, rest = command.removeprefix("Shell command: ").split(" ", 1)
+        src = prefix.removeprefix("PYTHONPATH=").removesuffix("${PYTHONPATH:+:$PYTHONPATH}")
+        assert (tiny_workdir / src).resolve() == REPO / "src", command
+        assert rest.startswith(("python -m asdflow ", "torchrun ")), command
+    torchrun = [c for c in commands if "torchrun" in c]
+    assert len(torchrun) == 2  # DAP and DAP-full
+    assert all("--nproc_per_node 2 -m asdflow pretrain" in c for c in torchrun)
+
+
 def test_jobs_run_the_package_from_the_workflows_own_source(tmp_path):
     """What a job runs is the code its `code` param hashes: the workflow's src/, not whatever
     `asdflow` is installed where the job runs (a --sdm conda env has none)."""

@@ -153,6 +153,15 @@ def time_embedding(
     return batch / time_steps(step, device, 2, repeats)
 
 
+def matmul_tflops(device: torch.device, n: int = 8192, repeats: int = 10) -> float:
+    """The device's bf16 rate on one large matrix product of random data (the ceiling the
+    training steps are compared with): median of `repeats` timed products after 3 warm-ups."""
+    a = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+    b = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+    seconds = time_steps(lambda i: a @ b, device, 3, repeats)
+    return 2 * n**3 / seconds / 1e12
+
+
 def stage_hours(
     config: dict,
     pretrain_seconds: float,
@@ -164,13 +173,16 @@ def stage_hours(
     """One row per stage: the steps or clips the configuration asks for, and the device hours."""
     pre, ft = config["pretrain"], config["finetune"]
     runs, seeds = ft["runs"], ft["seeds"]
+    # the encoders the workflow embeds and clusters: the pseudo-label table's and the runs' sources
+    sources = set(config["pseudolabels"]["encoders"]) | {r["labels"] for r in runs.values()}
+    sources.discard("none")
     rows = []
     if pre["general"].get("source", "train") == "train":
         rows.append(("pretrain general", int(pre["general"]["steps"]), pretrain_seconds))
     else:
-        rows.append(("pretrain general (imported)", 0, pretrain_seconds))
+        rows.append(("pretrain general (imported)", 0, 0.0))
     for name in ("dap", "dap_full"):
-        if any(name in (r["init"], r["labels"]) for r in runs.values()):
+        if name in sources or any(r["init"] == name for r in runs.values()):
             rows.append((f"pretrain {name}", int(pre[name]["steps"]), pretrain_seconds))
     jobs = len(runs) * len(seeds)
     rows.append(
@@ -180,7 +192,6 @@ def stage_hours(
             finetune_seconds,
         )
     )
-    sources = {r["labels"] for r in runs.values()} - {"none"}
     rows.append(
         (
             f"embed training clips ({len(sources)} encoders)",
@@ -211,14 +222,18 @@ def bench_hours(
     classes: int = 100,
     out: Path | None = None,
 ) -> pd.DataFrame:
-    config = merged_config([Path("config/config.yaml"), *configfiles])
+    default = Path("config/config.yaml")
+    if not default.is_file():
+        raise FileNotFoundError(
+            f"{default.resolve()} not found: run `asdflow bench hours` in the workflow's folder"
+        )
+    config = merged_config([default, *configfiles])
     model = model or config["pretrain"]["model"]
     n_frames = n_frames or int(config["features"]["n_frames"])
     device = train.pick_device()
     pre = {**config["pretrain"]["common"], **config["pretrain"]["dap"]}
     ft = {**config["finetune"]["common"]}
     if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
         name = torch.cuda.get_device_name(device)
     else:
         name = f"CPU, {torch.get_num_threads()} threads"
@@ -239,6 +254,7 @@ def bench_hours(
         model, ft, n_frames, classes, device, warmup, repeats
     )
     embed_rate = time_embedding(model, n_frames, ft.get("precision", "auto"), device, repeats)
+    ceiling = matmul_tflops(device) if device.type == "cuda" else None
     header.update(
         pretrain_seconds_per_step=pretrain_s,
         pretrain_TFLOP_per_step=pretrain_flops / 1e12,
@@ -248,7 +264,11 @@ def bench_hours(
         finetune_TFLOP_per_step=finetune_flops / 1e12,
         finetune_TFLOP_per_s=finetune_flops / finetune_s / 1e12,
         embed_clips_per_s=embed_rate,
+        bf16_matmul_TFLOP_per_s=ceiling,
     )
+    if ceiling:
+        header["pretrain_share_of_matmul_rate"] = header["pretrain_TFLOP_per_s"] / ceiling
+        header["finetune_share_of_matmul_rate"] = header["finetune_TFLOP_per_s"] / ceiling
     table = stage_hours(config, pretrain_s, finetune_s, embed_rate, train_clips, test_clips)
     width = max(map(len, header))
     for key, value in header.items():

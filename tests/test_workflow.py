@@ -204,6 +204,20 @@ def test_every_job_starts_the_package_with_the_workflow_src_on_its_command_line(
     assert all("--nproc_per_node 2 -m asdflow pretrain" in c for c in torchrun)
 
 
+@pytest.mark.parametrize("profile", ["slurm", "local"])
+def test_shipped_profiles_are_valid_snakemake_options(tiny_workdir, profile):
+    """Every key of the shipped profiles is an option this Snakemake and its SLURM plugin know
+    (a typo is an error), and the GPU rules ask the cluster for what the README says."""
+    proc = run_snakemake(tiny_workdir, "-n", "--profile", f"config/profiles/{profile}")
+    assert "This was a dry-run" in proc.stdout + proc.stderr
+    if profile == "slurm":
+        settings = yaml.safe_load((REPO / "config/profiles/slurm/profile.yaml").read_text())
+        for rule in ("pretrain_general", "pretrain_dap", "finetune", "score_run", "embed_train"):
+            asked = settings["set-resources"][rule]
+            assert asked["gpu"] == 1 and {"cpus_per_task", "mem_mb", "runtime"} <= set(asked)
+        assert settings["retries"] > 0 and settings["slurm-requeue"] is True
+
+
 def test_jobs_run_the_package_from_the_workflows_own_source(tmp_path):
     """What a job runs is the code its `code` param hashes: the workflow's src/, not whatever
     `asdflow` is installed where the job runs (a --sdm conda env has none)."""

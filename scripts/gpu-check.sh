@@ -2,7 +2,7 @@
 # On a GPU machine: time the paper configuration's stages (GPU hours per stage) and run the
 # tests of the training code there. Usage: scripts/gpu-check.sh [output folder]
 # Works from a checkout without installing the package (PYTHONPATH=src), given torch,
-# torchaudio, numpy, pandas, pyyaml, tqdm and pytest.
+# torchaudio, numpy, pandas, pyyaml, tqdm, soundfile and pytest.
 set -uo pipefail
 out=${1:-gpu-check}
 mkdir -p "$out"

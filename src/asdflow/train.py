@@ -171,6 +171,9 @@ def pick_device(name: str = "auto") -> torch.device:
         if torch.cuda.is_available():
             local = int(os.environ.get("LOCAL_RANK", "0"))
             torch.cuda.set_device(local)
+            # a job's shapes are fixed: let cuDNN time its algorithms once and keep the fastest
+            # (scripts/cudnn-autotuner-ab.py: fine-tuning steps 9 % faster on an H200)
+            torch.backends.cudnn.benchmark = True
             return torch.device("cuda", local)
         return torch.device("cpu")
     return torch.device(name)

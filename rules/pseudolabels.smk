@@ -22,7 +22,7 @@ rule embed_train:
         gpu=1,
         runtime=60,
     wildcard_constraints:
-        encoder="general|ft|dap|dap_full",
+        encoder="|".join(ENCODERS),
     conda:
         ENV
     shell:
@@ -52,7 +52,7 @@ rule cluster:
         code=code_version("pseudolabel.py"),
     threads: 1
     wildcard_constraints:
-        encoder="general|ft|dap|dap_full",
+        encoder="|".join(ENCODERS),
     conda:
         ENV
     shell:

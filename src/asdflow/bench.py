@@ -163,9 +163,7 @@ def _pretrain_step_timer(model: str, batch: int, clones: int, n_frames: int, pre
     def step(i: int) -> None:
         with train.autocast_for(device, precision):
             loss, _ = objective({"x": x}, train.step_generator(0, i))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        train.optimizer_step(objective, optimizer, loss, clip_grad=None)
         objective.after_step(i + 1)
 
     return objective, step

@@ -81,15 +81,11 @@ def _training_step(objective, batch: dict, loop: train.LoopSettings, device: tor
     objective.to(device).train()
     groups = train.param_groups(objective, loop.weight_decay)
     optimizer = train.build_optimizer(loop.optimizer, groups, lr=loop.lr, betas=loop.betas)
-    params = [p for p in objective.parameters() if p.requires_grad]
 
     def step(i: int) -> None:
         with train.autocast_for(device, loop.precision):
             loss, _ = objective(batch, train.step_generator(loop.seed, i))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, loop.clip_grad)
-        optimizer.step()
+        train.optimizer_step(objective, optimizer, loss, loop.clip_grad)
         if hasattr(objective, "after_step"):
             objective.after_step(i + 1)
 

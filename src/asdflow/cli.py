@@ -309,8 +309,8 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
         bench_hours.bench_hours(
             [Path(p) for p in args.configfile],
-            train_clips=args.train_clips,
-            test_clips=args.test_clips,
+            train_clips=args.train_clips or bench_hours.DCASE2025_TRAIN_CLIPS,
+            test_clips=args.test_clips or bench_hours.DCASE2025_TEST_CLIPS,
             model=args.model,
             n_frames=args.n_frames,
             warmup=args.warmup,
@@ -501,12 +501,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--train-clips",
         type=int,
-        default=15000,
-        help="(hours) normal training clips over all machine types (DCASE 2025 dev + eval)",
+        default=0,
+        help="(hours) normal training clips over all machine types (0: DCASE 2025 dev + eval)",
     )
-    p.add_argument(
-        "--test-clips", type=int, default=3000, help="(hours) test clips over all machine types"
-    )
+    p.add_argument("--test-clips", type=int, default=0, help="(hours) test clips (0: DCASE 2025's)")
     p.add_argument("--warmup", type=int, default=3, help="(hours) untimed steps first")
     p.add_argument("--repeats", type=int, default=10, help="(hours) timed steps (median)")
     p.add_argument("--out", default="", help="(hours) also write the figures to this JSON file")

@@ -155,6 +155,23 @@ def build_optimizer(
     raise ValueError(f"Unsupported optimizer {name!r}: use 'adamw'")
 
 
+def optimizer_step(
+    objective: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss: torch.Tensor,
+    clip_grad: float | None,
+) -> torch.Tensor | None:
+    """One update from `loss`: gradients, clipping to `clip_grad` (None: no clipping), the
+    optimizer's step. Returns the gradient norm before clipping (None without clipping)."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    norm = None
+    if clip_grad is not None:
+        norm = nn.utils.clip_grad_norm_(objective.parameters(), clip_grad)
+    optimizer.step()
+    return norm
+
+
 # --- distributed --------------------------------------------------------------------------------
 
 
@@ -289,10 +306,7 @@ def run_training(
                 )
             continue  # NaN guard: skip the update, keep the weights
         bad_steps = 0
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        grad_norm = nn.utils.clip_grad_norm_(objective.parameters(), loop.clip_grad)
-        optimizer.step()
+        grad_norm = optimizer_step(objective, optimizer, loss, loop.clip_grad)
         if hasattr(objective, "after_step"):
             objective.after_step(step)
         for key, value in {

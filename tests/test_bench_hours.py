@@ -23,6 +23,13 @@ def test_merged_config_names_a_file_that_is_not_a_mapping(tmp_path):
         bench_hours.merged_config([bad])
 
 
+def test_merged_config_names_a_file_that_is_not_yaml(tmp_path):
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("pretrain: {model: [eat_base\n")
+    with pytest.raises(ValueError, match="broken.yaml: not valid YAML"):
+        bench_hours.merged_config([bad])
+
+
 def test_stage_hours_multiplies_steps_runs_seeds_and_clips(monkeypatch):
     monkeypatch.chdir(REPO)
     config = bench_hours.merged_config(["config/config.yaml", "config/dcase2025.yaml"])

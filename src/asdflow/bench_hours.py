@@ -40,8 +40,10 @@ def merged_config(paths: list[Path]) -> dict:
 
     config: dict = {}
     for path in paths:
-        text = Path(path).read_text()
-        loaded = yaml.safe_load(text) or {}
+        try:
+            loaded = yaml.safe_load(Path(path).read_text()) or {}
+        except yaml.YAMLError as err:
+            raise ValueError(f"{path}: not valid YAML ({err})") from err
         if not isinstance(loaded, dict):
             raise ValueError(f"{path}: expected a mapping of settings at the top level")
         update(config, loaded)

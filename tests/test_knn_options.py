@@ -19,8 +19,17 @@ def brute_knn(query, bank, k):
     return float(np.mean(sorted(cosine_distance(query, row) for row in bank)[:k]))
 
 
+def centred(train, *others):
+    """`train` and `others` minus the mean row of `train` (KnnSettings.center)."""
+    mean = np.mean(train, axis=0)
+    return [np.asarray(x, dtype=np.float64) - mean for x in (train, *others)]
+
+
 def brute_scores(train, domains, test, settings, centres=None):
-    """Test scores by plain loops, bank built as KnnSettings.bank describes."""
+    """Test scores by plain loops, bank built as KnnSettings.bank describes (`centres` are the
+    k-means centres, computed on centred rows when settings.center)."""
+    if settings.center:
+        train, test = centred(train, test)
     source = [row for row, d in zip(train, domains, strict=True) if d == "source"]
     target = [row for row, d in zip(train, domains, strict=True) if d == "target"]
     if settings.bank == "joint":
@@ -32,7 +41,9 @@ def brute_scores(train, domains, test, settings, centres=None):
     return np.array([min(brute_knn(q, bank, settings.k) for bank in banks) for q in test])
 
 
-def brute_leave_one_out(train, k):
+def brute_leave_one_out(train, k, center=True):
+    if center:
+        (train,) = centred(train)
     return np.array(
         [brute_knn(q, [r for j, r in enumerate(train) if j != i], k) for i, q in enumerate(train)]
     )
@@ -49,15 +60,17 @@ def make_data(seed=0, n_source=30, n_target=6, n_test=11, dim=8):
 
 @pytest.mark.parametrize("bank", ["joint", "per_domain", "kmeans_source"])
 @pytest.mark.parametrize("k", [1, 3])
-def test_matches_brute_force(bank, k):
+@pytest.mark.parametrize("center", [True, False])
+def test_matches_brute_force(bank, k, center):
     train, domains, test = make_data(seed=k)
-    settings = knn.KnnSettings(k=k, bank=bank, kmeans_centers=5, seed=3)
-    centres = knn.kmeans_bank(train[domains == "source"], settings)
+    settings = knn.KnnSettings(k=k, bank=bank, kmeans_centers=5, seed=3, center=center)
+    rows = centred(train)[0] if center else train
+    centres = knn.kmeans_bank(rows[domains == "source"], settings)
     test_scores, train_scores = knn.anomaly_scores(train, domains, test, settings, name="fan")
     np.testing.assert_allclose(
         test_scores, brute_scores(train, domains, test, settings, centres), atol=1e-5
     )
-    np.testing.assert_allclose(train_scores, brute_leave_one_out(train, k), atol=1e-5)
+    np.testing.assert_allclose(train_scores, brute_leave_one_out(train, k, center), atol=1e-5)
     assert test_scores.shape == (len(test),) and train_scores.shape == (len(train),)
 
 
@@ -93,6 +106,7 @@ def test_missing_domain_falls_back():
     # kmeans_source without source clips: the target clips alone.
     kmeans = knn.KnnSettings(k=1, bank="kmeans_source")
     got, _ = knn.anomaly_scores(train, np.full(len(train), "target"), test, kmeans)
+    train, test = centred(train, test)
     np.testing.assert_allclose(got, [brute_knn(q, train, 1) for q in test], atol=1e-5)
 
 
@@ -155,3 +169,47 @@ def test_errors_name_the_machine():
         knn.anomaly_scores(train, np.full(len(train), "other"), test, settings, name="valve")
     with pytest.raises(ValueError, match="valve: expected"):
         knn.anomaly_scores(train, domains, test[:, :3], settings, name="valve")
+
+
+def shared_direction_data(seed=0, n_train=40, dim=16, offset=1e4):
+    """Embeddings as a mean-pooled post-LayerNorm encoder gives them: one large shared direction
+    plus small clip-specific parts (relative size about 1 / offset), in float32. Test clips 0-9
+    are training clips plus a little noise, test clips 10-29 new random parts."""
+    rng = np.random.default_rng(seed)
+    shared = np.full(dim, offset / np.sqrt(dim))
+    train = rng.normal(size=(n_train, dim))
+    near = train[:10] + 0.05 * rng.normal(size=(10, dim))
+    test = np.concatenate([near, rng.normal(size=(20, dim))])
+    return (shared + train).astype(np.float32), (shared + test).astype(np.float32), train, test
+
+
+def test_centring_recovers_distances_hidden_under_a_shared_direction():
+    train, test, train_parts, test_parts = shared_direction_data()
+    domains = np.array(["source"] * len(train))
+    with pytest.warns(UserWarning, match="pump: the training embeddings hardly spread"):
+        scores, _ = knn.anomaly_scores(train, domains, test, knn.KnnSettings(), name="pump")
+    # The clip-specific parts decide: near test clips score below new ones, as the exact
+    # distances between the parts (centred on the same mean) say.
+    exact, _ = knn.anomaly_scores(train_parts, domains, test_parts, knn.KnnSettings())
+    assert scores[:10].max() < scores[10:].min()
+    np.testing.assert_allclose(scores, exact, atol=1e-3)
+    with pytest.warns(UserWarning, match="consider scoring.center"):
+        knn.anomaly_scores(train, domains, test, knn.KnnSettings(center=False), name="pump")
+
+
+def test_distances_below_float32_resolution_are_resolved():
+    # Two directions 1e-5 rad apart: 1 - cos = 5e-11, far below float32's 6e-8 resolution.
+    angle = 1e-5
+    bank = np.array([[1.0, 0.0]])
+    query = np.array([[np.cos(angle), np.sin(angle)]])
+    got = knn.cosine_knn_distance(query, bank)[0]
+    np.testing.assert_allclose(got, 1 - np.cos(angle), rtol=1e-4)
+
+
+def test_no_warning_for_well_spread_embeddings():
+    train, domains, test = make_data()
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        knn.anomaly_scores(train, domains, test, knn.KnnSettings(), name="fan")

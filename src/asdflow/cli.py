@@ -136,13 +136,21 @@ def cmd_import_eat(args: argparse.Namespace, extra: list[str]) -> int:
 def _knn_settings(args: argparse.Namespace):
     from asdflow import knn
 
-    return knn.KnnSettings(k=args.k, bank=args.bank, kmeans_centers=args.kmeans_centers)
+    return knn.KnnSettings(
+        k=args.k, bank=args.bank, kmeans_centers=args.kmeans_centers, center=args.center
+    )
 
 
 def _add_knn_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--k", type=int, default=1)
     p.add_argument("--bank", default="joint", choices=["joint", "per_domain", "kmeans_source"])
     p.add_argument("--kmeans-centers", type=int, default=16)
+    p.add_argument(
+        "--center",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="centre embeddings on the machine type's training mean before cosine distances",
+    )
     p.add_argument("--decision-quantile", type=float, default=0.9)
 
 

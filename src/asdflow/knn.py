@@ -2,17 +2,26 @@
 embeddings, with the memory-bank variants of the top DCASE Task 2 systems.
 
 One matrix product per chunk of queries, so memory stays bounded (chunk x bank) whatever the size.
+Distances are computed in float64 on embeddings centred on the machine type's training mean
+(`KnnSettings.center`): mean-pooled outputs of post-LayerNorm encoders share one large direction
+(the last LayerNorm's bias), which leaves cosine distances near float32's resolution (issue 10).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import warnings
+
 import numpy as np
 import torch
 
 BANKS = ("joint", "per_domain", "kmeans_source")
 DOMAINS = ("source", "target")
+# Median nearest-neighbour cosine distance between uncentred training embeddings below which the
+# scorer warns: at 1e-3 a float32 embedding keeps about four significant digits of what tells
+# clips apart (issue 10 saw 3e-4 for a general encoder and 1e-7 after fine-tuning).
+SMALL_SPREAD = 1e-3
 
 
 def _unit_rows(x: torch.Tensor) -> torch.Tensor:
@@ -32,8 +41,8 @@ def cosine_knn_distance(
     `exclude_self` scores the bank against itself leave-one-out (queries must be the bank): row i
     ignores bank row i, which is how training clips get scores for the decision threshold.
     """
-    q = torch.as_tensor(np.asarray(queries), dtype=torch.float32, device=device)
-    b = torch.as_tensor(np.asarray(bank), dtype=torch.float32, device=device)
+    q = torch.as_tensor(np.asarray(queries), dtype=torch.float64, device=device)
+    b = torch.as_tensor(np.asarray(bank), dtype=torch.float64, device=device)
     if q.ndim != 2 or b.ndim != 2 or q.shape[1] != b.shape[1]:
         raise ValueError(
             f"expected (N, D) queries and (M, D) bank, got {tuple(q.shape)}, {tuple(b.shape)}"
@@ -46,7 +55,7 @@ def cosine_knn_distance(
     if not (torch.isfinite(q).all() and torch.isfinite(b).all()):
         raise ValueError("embeddings contain NaN or infinite values")
     q, b = _unit_rows(q), _unit_rows(b)
-    out = torch.empty(q.shape[0], dtype=torch.float32, device=device)
+    out = torch.empty(q.shape[0], dtype=torch.float64, device=device)
     for start in range(0, q.shape[0], chunk):
         stop = min(start + chunk, q.shape[0])
         dist = 1.0 - q[start:stop] @ b.T  # (chunk, M)
@@ -54,7 +63,7 @@ def cosine_knn_distance(
             rows = torch.arange(start, stop, device=device)
             dist[rows - start, rows] = float("inf")
         out[start:stop] = dist.topk(k, dim=1, largest=False).values.mean(dim=1)
-    return out.cpu().numpy().astype(np.float64)
+    return out.cpu().numpy()
 
 
 @dataclass(frozen=True)
@@ -64,10 +73,13 @@ class KnnSettings:
     bank: "joint" (every normal training clip, both domains: the paper's back end), "per_domain"
     (separate source and target banks, score = minimum over the two domains) or "kmeans_source"
     (k-means centres of the source clips plus all target clips, as top DCASE 2024/2025 systems).
+    center: subtract the mean of the machine type's normal training embeddings (both domains)
+    from train and test embeddings before the cosine distance.
     """
 
     k: int = 1
     bank: str = "joint"
+    center: bool = True
     kmeans_centers: int = 16  # capped at the number of source clips
     seed: int = 0  # k-means initialisation
     chunk: int = 4096  # queries per matrix product
@@ -81,6 +93,12 @@ class KnnSettings:
             raise ValueError(f"kmeans_centers must be >= 1, got {self.kmeans_centers}")
         if self.chunk < 1:
             raise ValueError(f"chunk must be >= 1, got {self.chunk}")
+
+
+def embedding_spread(emb: np.ndarray) -> float:
+    """Median cosine distance from each row of `emb` (N, D), N >= 2, to its nearest other row,
+    uncentred: how far apart the encoder itself puts the clips."""
+    return float(np.median(cosine_knn_distance(emb, emb, k=1, exclude_self=True)))
 
 
 def _check_finite(emb: np.ndarray, what: str, name: str) -> None:
@@ -99,7 +117,7 @@ def kmeans_bank(source_emb: np.ndarray, settings: KnnSettings) -> np.ndarray:
     """
     from sklearn.cluster import KMeans
 
-    source = np.asarray(source_emb, dtype=np.float32)
+    source = np.asarray(source_emb, dtype=np.float64)
     if source.ndim != 2 or len(source) == 0:
         raise ValueError(f"k-means needs (S, D) source embeddings with S >= 1, got {source.shape}")
     unit = source / np.maximum(np.linalg.norm(source, axis=1, keepdims=True), 1e-12)
@@ -121,7 +139,7 @@ def _banks(
     # kmeans_source; without source clips the bank is the target clips alone.
     parts = [by_domain["target"]]
     if len(by_domain["source"]):
-        parts.insert(0, kmeans_bank(by_domain["source"], settings).astype(np.float32))
+        parts.insert(0, kmeans_bank(by_domain["source"], settings))
     return {"kmeans_source": np.concatenate(parts)}
 
 
@@ -136,13 +154,14 @@ def anomaly_scores(
     """Anomaly scores (M,) of test clips and leave-one-out scores (N,) of training clips.
 
     train_emb (N, D) are the normal training clips, train_domain (N,) their "source"/"target",
-    test_emb (M, D). Test scores are the mean cosine distance (1 - cos) to the k nearest rows of
+    test_emb (M, D), centred on the training mean when `settings.center`. Test scores are the
+    mean cosine distance (1 - cos) to the k nearest rows of
     the bank chosen by `settings.bank` ("per_domain": the minimum over the domains' scores).
     Training scores are each clip's k-NN distance to the JOINT bank without itself, same k; they
     only set the gamma threshold of the decision files and never enter the AUC.
     """
-    train_emb = np.asarray(train_emb, dtype=np.float32)
-    test_emb = np.asarray(test_emb, dtype=np.float32)
+    train_emb = np.asarray(train_emb, dtype=np.float64)
+    test_emb = np.asarray(test_emb, dtype=np.float64)
     train_domain = np.asarray(train_domain).astype(str)
     if train_emb.ndim != 2 or test_emb.ndim != 2 or train_emb.shape[1] != test_emb.shape[1]:
         raise ValueError(
@@ -164,6 +183,18 @@ def anomaly_scores(
             f"{name}: k={settings.k} needs at least {settings.k + 1} training clips "
             f"(k + 1 for leave-one-out training scores), got {len(train_emb)}"
         )
+
+    spread = embedding_spread(train_emb)
+    if spread < SMALL_SPREAD:
+        warnings.warn(
+            f"{name}: the training embeddings hardly spread (median nearest-neighbour cosine "
+            f"distance {spread:.2g} < {SMALL_SPREAD:g}); their differences sit near float32's "
+            "resolution" + ("" if settings.center else ": consider scoring.center"),
+            stacklevel=2,
+        )
+    if settings.center:
+        mean = train_emb.mean(axis=0)
+        train_emb, test_emb = train_emb - mean, test_emb - mean
 
     banks = _banks(train_emb, train_domain, settings)
     for bank_name, bank in banks.items():

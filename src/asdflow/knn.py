@@ -9,9 +9,8 @@ Distances are computed in float64 on embeddings centred on the machine type's tr
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import torch

@@ -123,6 +123,27 @@ def test_ufo_loss_falls_on_a_tiny_run(tmp_path):
     assert set(state) >= {"encoder", "teacher", "decoder"}
     encoder, _ = checkpoint.encoder_from_checkpoint(out)  # rebuilt from the file alone
     assert encoder.embed(torch.zeros(1, 1, 32, 128)).shape == (1, 192)
+    # target and prediction spreads are logged (targets are layer-normed: spread near 1)
+    assert all(0.1 < line["target_var"] < 2 and line["pred_var"] > 0 for line in lines)
+
+
+def test_spread_is_the_mean_channel_standard_deviation():
+    x = torch.randn(4, 50, 3) * torch.tensor([1.0, 2.0, 0.0])
+    expected = np.mean([x[..., c].std().item() for c in range(3)])
+    assert abs(pretrain.spread(x).item() - expected) < 1e-2  # the 1e-6 floor of a dead channel
+    assert pretrain.spread(torch.ones(10, 8)).item() < 2e-3
+
+
+def test_collapse_guard_stops_a_run_after_its_first_updates(tmp_path):
+    prefix = write_cache(tmp_path / "cache")
+    floor = {"min_target_var": 5.0, "collapse_after": 3}
+    settings = pretrain.PretrainSettings(**{**tiny_settings(10).__dict__, **floor})
+    collapsed = r"step 3: target spread [\d.]+ \(floor 5\)"
+    with pytest.raises(pretrain.RepresentationCollapse, match=collapsed):
+        pretrain.pretrain(settings, [prefix], tmp_path / "model.pt", STATS, progress=False)
+    # before `collapse_after` updates the guard is quiet
+    quiet = pretrain.PretrainSettings(**{**settings.__dict__, "collapse_after": 100})
+    pretrain.pretrain(quiet, [prefix], tmp_path / "quiet.pt", STATS, progress=False)
 
 
 def test_resume_reaches_the_same_state_as_an_uninterrupted_run(tmp_path, monkeypatch):

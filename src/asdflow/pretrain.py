@@ -37,6 +37,11 @@ class PretrainSettings:
     ema_decay: float = 0.9998
     ema_end_decay: float = 0.99999
     ema_anneal_steps: int = 100_000
+    # Representation-collapse guard of EAT's trainer (from data2vec 2.0): after `collapse_after`
+    # updates, stop when the targets' or the predictions' spread falls below these floors.
+    min_target_var: float = 0.1
+    min_pred_var: float = 0.01
+    collapse_after: int = 5000
     loop: train.LoopSettings = field(
         default_factory=lambda: train.LoopSettings(
             steps=400_000, batch_size=12, lr=5e-4, warmup_steps=53_333, clip_grad=4.0
@@ -89,6 +94,17 @@ def inverse_block_mask(
 
 
 # --- the objective ------------------------------------------------------------------------------
+
+
+def spread(x: torch.Tensor) -> torch.Tensor:
+    """Mean over channels of the standard deviation over all other axes of x (..., D): the
+    "variance" EAT and data2vec 2.0 log for targets and predictions (collapse makes it ~0)."""
+    x = x.detach().float().reshape(-1, x.shape[-1])
+    return torch.sqrt(x.var(dim=0) + 1e-6).mean()
+
+
+class RepresentationCollapse(RuntimeError):
+    pass
 
 
 def ema_decay_at(step: int, start: float, end: float, anneal_steps: int) -> float:
@@ -156,11 +172,32 @@ class UFOObjective(nn.Module):
         utterance = ((out[:, 0].float() - y.mean(1)) ** 2).sum(-1).mean() * scale
         weight = s.utterance_weight if s.utterance_weight is not None else float(b * clones)
         loss = frame + weight * utterance
-        return loss, {"frame_loss": frame.detach(), "utterance_loss": utterance.detach()}
+        # spreads at the masked positions, where the frame loss is taken
+        self.last_spread = {"target_var": spread(y[mask]), "pred_var": spread(pred[mask])}
+        return loss, {
+            "frame_loss": frame.detach(),
+            "utterance_loss": utterance.detach(),
+            **self.last_spread,
+        }
+
+    def check_collapse(self, step: int) -> None:
+        """Raise RepresentationCollapse when, after `collapse_after` updates, the last step's
+        target or prediction spread fell below its floor (EAT's trainer stops there)."""
+        s = self.settings
+        if step < s.collapse_after or not getattr(self, "last_spread", None):
+            return
+        target, pred = (float(self.last_spread[k]) for k in ("target_var", "pred_var"))
+        if target < s.min_target_var or pred < s.min_pred_var:
+            raise RepresentationCollapse(
+                f"step {step}: target spread {target:.4g} (floor {s.min_target_var:g}), "
+                f"prediction spread {pred:.4g} (floor {s.min_pred_var:g}): the representation "
+                "collapsed; lower the learning rate or raise the EMA decay"
+            )
 
     @torch.no_grad()
     def after_step(self, step: int) -> None:
         """EMA teacher update with the decay of this update (the reference skips update 0)."""
+        self.check_collapse(step)
         if step == 0:
             return
         s = self.settings

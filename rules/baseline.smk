@@ -1,5 +1,6 @@
-# The log-mel k-NN baseline: pooled log-mel statistics, cosine distance to the nearest normal
-# training clip of the same machine type (both domains in the bank).
+# The baselines. Log-mel k-NN: pooled log-mel statistics, cosine distance to the nearest normal
+# training clip of the same machine type (both domains in the bank). DCASE AE: the official
+# challenge baseline, an autoencoder per machine type scored two ways (MSE, Mahalanobis).
 
 
 rule score_logmel_knn:
@@ -24,3 +25,35 @@ rule score_logmel_knn:
     shell:
         "{params.asdflow} score-logmel --features-dir {params.features_dir} --norm-stats {input.stats} "
         "--out-dir {params.out_dir} {params.knn} > {log} 2>&1"
+
+
+rule baseline_ae:
+    input:
+        train="results/features/{dataset}/{machine}/train.csv",
+        test="results/features/{dataset}/{machine}/test.csv",
+    output:
+        mse_scores="results/scores/dcase_ae_mse/seed0/{dataset}/anomaly_score_{machine}_section_00_test.csv",
+        mse_decisions="results/scores/dcase_ae_mse/seed0/{dataset}/decision_result_{machine}_section_00_test.csv",
+        maha_scores="results/scores/dcase_ae_maha/seed0/{dataset}/anomaly_score_{machine}_section_00_test.csv",
+        maha_decisions="results/scores/dcase_ae_maha/seed0/{dataset}/decision_result_{machine}_section_00_test.csv",
+        model="results/baseline_ae/{dataset}/{machine}/model.pt",
+    log:
+        "logs/baseline_ae/{dataset}/{machine}.log",
+    params:
+        asdflow=runner,
+        features_dir=parent_of("input"),
+        out_mse=parent_of("output", 0),
+        out_maha=parent_of("output", 2),
+        settings=lambda wildcards: baseline_ae_settings(wildcards.dataset),
+        settings_json=lambda wildcards: shlex.quote(
+            json.dumps(baseline_ae_settings(wildcards.dataset))
+        ),
+        code=code_version("baseline_ae.py", "features.py", "metrics.py"),
+    threads: 1
+    conda:
+        ENV
+    shell:
+        "{params.asdflow} baseline-ae --features-dir {params.features_dir} "
+        "--settings {params.settings_json} --out-mse {params.out_mse} "
+        "--out-maha {params.out_maha} --model {output.model} --threads {threads} "
+        "--quiet > {log} 2>&1"

@@ -192,9 +192,16 @@ def label_file(wildcards):
 
 # --- scoring and tables -------------------------------------------------------------------------
 
-BASELINE = "logmel_knn"
-if BASELINE in RUNS:
-    raise ValueError(f"finetune.runs: {BASELINE!r} is the log-mel baseline's name; rename the run")
+# The baselines, first rows of every table in this order, with their titles: one seed each (the
+# k-NN is deterministic, the autoencoder trains once per machine type).
+BASELINES = {
+    "logmel_knn": "log-mel k-NN",
+    "dcase_ae_mse": "DCASE AE (MSE)",
+    "dcase_ae_maha": "DCASE AE (Mahalanobis)",
+}
+for _name in BASELINES:
+    if _name in RUNS:
+        raise ValueError(f"finetune.runs: {_name!r} is a baseline's name; rename the run")
 RUN_PATTERN = "|".join(sorted(RUNS, key=len, reverse=True))
 for _table in ("table1", "table2"):
     for _run in config["tables"][_table]:
@@ -205,8 +212,8 @@ for _table in ("table1", "table2"):
 
 
 def run_seeds(run):
-    """Seeds of a run: the baseline is deterministic and has one."""
-    return [0] if run == BASELINE else SEEDS
+    """Seeds of a run: a baseline has one."""
+    return [0] if run in BASELINES else SEEDS
 
 
 def knn_args():
@@ -219,9 +226,20 @@ def knn_args():
     )
 
 
+def baseline_ae_settings(dataset):
+    """The resolved settings of the DCASE autoencoder on one data set, as a dict."""
+    channel = DATASETS[dataset].channel or config["features"]["channel"]
+    return {
+        **config["baseline_ae"],
+        "sample_rate": config["features"]["sample_rate"],
+        "channel": channel,
+        "decision_quantile": config["scoring"]["decision_quantile"],
+    }
+
+
 def table_runs():
-    """The baseline and every run of either table, in table order."""
-    runs = [BASELINE]
+    """The baselines and every run of either table, in table order."""
+    runs = list(BASELINES)
     for table in ("table1", "table2"):
         runs += [r for r in config["tables"][table] if r not in runs]
     return runs
@@ -233,10 +251,8 @@ def metrics_files(runs):
 
 def run_titles():
     """`run=title` arguments for the tables."""
-    return (
-        " ".join(shlex.quote(f"{run}={RUNS[run].get('title', run)}") for run in RUNS)
-        + f" {BASELINE}=log-mel_k-NN"
-    )
+    titles = {**{run: RUNS[run].get("title", run) for run in RUNS}, **BASELINES}
+    return " ".join(shlex.quote(f"{run}={title}") for run, title in titles.items())
 
 
 def runner(wildcards, resources):

@@ -47,6 +47,7 @@ rule tables:
         "logs/tables/tables.log",
     params:
         asdflow=runner,
+        baselines=list(BASELINES),
         table1=config["tables"]["table1"],
         table2=config["tables"]["table2"],
         titles=run_titles(),
@@ -56,8 +57,8 @@ rule tables:
     conda:
         ENV
     shell:
-        "{params.asdflow} tables --metrics {input} --table1 logmel_knn {params.table1} "
-        "--table2 logmel_knn {params.table2} --titles {params.titles} "
+        "{params.asdflow} tables --metrics {input} --table1 {params.baselines} {params.table1} "
+        "--table2 {params.baselines} {params.table2} --titles {params.titles} "
         "--out-dir {params.out_dir} --figure results/figures/runs.png > {log} 2>&1"
 
 

@@ -56,6 +56,7 @@ def tiny_config() -> dict:
     pre["common"] |= {"batch_size": 4, "clone_batch": 2, "log_every": 2, "checkpoint_every": 4}
     for run in ("general", "dap", "dap_full"):
         pre[run] |= {"steps": 4, "warmup_steps": 1}
+    config["baseline_ae"] |= {"epochs": 2, "batch_size": 64}
     config["finetune"]["common"] |= {
         "steps": 4,
         "batch_size": 4,

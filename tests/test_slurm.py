@@ -73,7 +73,7 @@ def test_tiny_dag_runs_through_sbatch(tmp_path, monkeypatch):
     run_snakemake(work, "--profile", str(profile))
 
     table = pd.read_csv(work / "results/tables/table2.csv")
-    assert table["run"].tolist() == ["logmel_knn", "na", "pl_ma"]
+    assert table["run"].tolist() == ["logmel_knn", "dcase_ae_mse", "dcase_ae_maha", "na", "pl_ma"]
     assert table["all_mean"].between(0, 100).all()
     # every job went through sbatch: one SLURM log per job, and the controller allocated them
     base = work / ".snakemake/slurm_logs"

@@ -30,10 +30,10 @@ def test_config_wrong_type_is_an_error(tmp_path):
 def test_dry_run_plans_one_job_per_machine_and_stage(tiny_workdir):
     counts = dry_run_counts(tiny_workdir)
     assert counts["synth_machine"] == counts["features"] == 4 + 3  # dev + eval + earlier
-    assert counts["score_logmel_knn"] == 4
+    assert counts["score_logmel_knn"] == counts["baseline_ae"] == 4
     assert counts["norm_stats"] == counts["tables"] == 1
     assert counts["finetune"] == counts["score_run"] == 7 * 3  # runs x seeds
-    assert counts["evaluate"] == 7 * 3 + 1  # and the baseline
+    assert counts["evaluate"] == 7 * 3 + 3  # and the baselines: k-NN, AE (MSE), AE (Mahalanobis)
     assert counts["label_space"] == 5  # none, general, ft, dap, dap_full
     for rule in ("synth_general", "features_general", "norm_stats_general"):
         assert counts[rule] == 1
@@ -71,6 +71,11 @@ def jobs_by_rule(counts: dict[str, int]) -> dict[str, int]:
 
 
 RUNS, SEEDS = 7, 3
+BASELINES = {
+    "logmel_knn": "log-mel k-NN",
+    "dcase_ae_mse": "DCASE AE (MSE)",
+    "dcase_ae_maha": "DCASE AE (Mahalanobis)",
+}
 PSEUDO_RUNS = 5  # runs whose classes come from clusters: gp, ft, dap, dap_full, pl_ma
 ENCODERS = 4  # general, ft, dap, dap_full: one embedding and one clustering job each
 MACHINES = 4  # scored machine types of the tiny configuration
@@ -85,18 +90,20 @@ def test_tiny_real_run_produces_the_tables(finished):
         ("table2", ["na", "dap_full", "ma", "pl_ma"]),
     ):
         table = pd.read_csv(tiny_workdir / f"results/tables/{name}.csv")
-        assert table["run"].tolist() == ["logmel_knn", *runs]
-        assert table["seeds"].tolist() == [1] + [3] * len(runs)
+        assert table["run"].tolist() == [*BASELINES, *runs]
+        assert table["title"].tolist()[:3] == list(BASELINES.values())
+        assert table["seeds"].tolist() == [1] * len(BASELINES) + [3] * len(runs)
         assert table[groups].notna().all(axis=None)
         assert ((table[groups] > 0) & (table[groups] <= 100)).all(axis=None)
-        assert (table.loc[1:, "all_std"] > 0).all()  # three seeds differ
+        assert (table.loc[len(BASELINES) :, "all_std"] > 0).all()  # three seeds differ
         tex = (tiny_workdir / f"results/tables/{name}.tex").read_text()
         body = [line for line in tex.splitlines() if line.strip().endswith("\\\\")][1:]
         assert len(body) == len(table) and all(line.count("$\\pm$") == 4 for line in body)
     per_machine = pd.read_csv(tiny_workdir / "results/metrics/logmel_knn/seed0.csv")
     assert len(per_machine) == 4 and per_machine["no_attribute"].sum() == 2
     machines = pd.read_csv(tiny_workdir / "results/tables/machines.csv")
-    assert len(machines) == 4 * 8  # machine types x (baseline + 7 runs)
+    assert len(machines) == 4 * (len(BASELINES) + 7)  # machine types x (baselines + 7 runs)
+    assert set(machines["system"]) >= set(BASELINES.values())
     # submission files exist for every machine, in the DCASE format
     config = yaml.safe_load((tiny_workdir / "config/config.yaml").read_text())
     for machine in config["synthetic"]["sets"]["eval"]:
@@ -113,7 +120,8 @@ def test_tiny_real_run_produces_the_tables(finished):
     gt = labels["none"][labels["none"]["label_source"] == "ground_truth"]
     assert gt.equals(labels["dap"][labels["dap"]["label_source"] == "ground_truth"])
     assert set(labels["dap"]["label_source"]) >= {"ground_truth"}
-    for figure in ("runs.png", "scores/pl_ma.png", "scores/logmel_knn.png"):
+    drawn = ("runs.png", "scores/pl_ma.png", "scores/logmel_knn.png", "scores/dcase_ae_mse.png")
+    for figure in drawn:
         assert (tiny_workdir / "results/figures" / figure).stat().st_size > 1000
     # pseudo-label quality table and one t-SNE figure per scored machine type
     quality = pd.read_csv(tiny_workdir / "results/tables/pseudolabels.csv")
@@ -259,10 +267,11 @@ def test_added_seed_adds_only_its_jobs_and_the_tables(finished):
 
 @pytest.mark.slow
 def test_added_machine_type_adds_its_jobs_and_what_aggregates_over_machines(finished):
-    """The new type gets its own data, cache and t-SNE jobs. What pools the machine types reruns:
-    the normalisation statistics (hence every log-mel baseline score), DAP and DAP-full
-    pre-training, the embeddings and clusterings of the four label sources, every fine-tuning
-    and scoring job. The other types' data and caches, and the general encoder, stay."""
+    """The new type gets its own data, cache, autoencoder and t-SNE jobs. What pools the machine
+    types reruns: the normalisation statistics (hence every log-mel baseline score), DAP and
+    DAP-full pre-training, the embeddings and clusterings of the four label sources, every
+    fine-tuning and scoring job, and every run's evaluation (the baselines' too). The other types'
+    data and caches, and the general encoder, stay."""
 
     def change(config):
         sets = config["synthetic"]["sets"]
@@ -274,6 +283,7 @@ def test_added_machine_type_adds_its_jobs_and_what_aggregates_over_machines(fini
         "features": 1,
         "norm_stats": 1,
         "score_logmel_knn": MACHINES + 1,
+        "baseline_ae": 1,
         "pretrain_dap": 2,
         "embed_train": ENCODERS,
         "cluster": ENCODERS,
@@ -282,8 +292,8 @@ def test_added_machine_type_adds_its_jobs_and_what_aggregates_over_machines(fini
         "tsne_figure": MACHINES + 1,
         "finetune": RUNS * SEEDS,
         "score_run": RUNS * SEEDS,
-        "evaluate": RUNS * SEEDS + 1,
-        "score_figure": RUNS + 1,
+        "evaluate": RUNS * SEEDS + len(BASELINES),
+        "score_figure": RUNS + len(BASELINES),
         "tables": 1,
         "all": 1,
     }

@@ -167,6 +167,19 @@ def cmd_score_logmel(args: argparse.Namespace) -> None:
     )
 
 
+def cmd_baseline_ae(args: argparse.Namespace) -> None:
+    import torch
+
+    from asdflow import baseline_ae
+
+    torch.set_num_threads(args.threads)
+    settings = baseline_ae.AESettings.from_dict(json.loads(args.settings))
+    out_dirs = {"mse": Path(args.out_mse), "maha": Path(args.out_maha)}
+    baseline_ae.run_machine(
+        Path(args.features_dir), out_dirs, Path(args.model), settings, progress=not args.quiet
+    )
+
+
 def cmd_score_encoder(args: argparse.Namespace) -> None:
     import torch
 
@@ -409,6 +422,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", required=True)
     _add_knn_arguments(p)
     p.set_defaults(func=cmd_score_logmel)
+
+    p = sub.add_parser(
+        "baseline-ae", help="DCASE baseline autoencoder of one machine type (MSE and Mahalanobis)"
+    )
+    p.add_argument("--features-dir", required=True, help="folder of the train/test index CSVs")
+    p.add_argument("--settings", required=True, help="baseline_ae settings as a JSON object")
+    p.add_argument("--out-mse", required=True, help="submission folder of the MSE score")
+    p.add_argument("--out-maha", required=True, help="submission folder of the Mahalanobis score")
+    p.add_argument("--model", required=True, help="where the trained autoencoder goes (.pt)")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_baseline_ae)
 
     p = sub.add_parser("score-encoder", help="k-NN scores of every machine type from an encoder")
     p.add_argument("--checkpoint", required=True)

@@ -41,7 +41,7 @@ def brute_scores(train, domains, test, settings, centres=None):
     return np.array([min(brute_knn(q, bank, settings.k) for bank in banks) for q in test])
 
 
-def brute_leave_one_out(train, k, center=True):
+def brute_leave_one_out(train, k, center=False):
     if center:
         (train,) = centred(train)
     return np.array(
@@ -106,7 +106,6 @@ def test_missing_domain_falls_back():
     # kmeans_source without source clips: the target clips alone.
     kmeans = knn.KnnSettings(k=1, bank="kmeans_source")
     got, _ = knn.anomaly_scores(train, np.full(len(train), "target"), test, kmeans)
-    train, test = centred(train, test)
     np.testing.assert_allclose(got, [brute_knn(q, train, 1) for q in test], atol=1e-5)
 
 
@@ -173,28 +172,39 @@ def test_errors_name_the_machine():
 
 def shared_direction_data(seed=0, n_train=40, dim=16, offset=1e4):
     """Embeddings as a mean-pooled post-LayerNorm encoder gives them: one large shared direction
-    plus small clip-specific parts (relative size about 1 / offset), in float32. Test clips 0-9
+    plus small clip-specific parts (relative size about 1 / offset), in float32; also the shared
+    vector and the parts in float64. Test clips 0-9
     are training clips plus a little noise, test clips 10-29 new random parts."""
     rng = np.random.default_rng(seed)
     shared = np.full(dim, offset / np.sqrt(dim))
     train = rng.normal(size=(n_train, dim))
     near = train[:10] + 0.05 * rng.normal(size=(10, dim))
     test = np.concatenate([near, rng.normal(size=(20, dim))])
-    return (shared + train).astype(np.float32), (shared + test).astype(np.float32), train, test
+    return (
+        (shared + train).astype(np.float32),
+        (shared + test).astype(np.float32),
+        shared,
+        train,
+        test,
+    )
 
 
-def test_centring_recovers_distances_hidden_under_a_shared_direction():
-    train, test, train_parts, test_parts = shared_direction_data()
+@pytest.mark.parametrize("center", [True, False])
+def test_distances_under_a_shared_direction_are_resolved(center):
+    train, test, shared, train_parts, test_parts = shared_direction_data()
     domains = np.array(["source"] * len(train))
+    settings = knn.KnnSettings(center=center)
     with pytest.warns(UserWarning, match="pump: the training embeddings hardly spread"):
-        scores, _ = knn.anomaly_scores(train, domains, test, knn.KnnSettings(), name="pump")
-    # The clip-specific parts decide: near test clips score below new ones, as the exact
-    # distances between the parts (centred on the same mean) say.
-    exact, _ = knn.anomaly_scores(train_parts, domains, test_parts, knn.KnnSettings())
+        scores, _ = knn.anomaly_scores(train, domains, test, settings, name="pump")
+    # The clip-specific parts decide: near test clips score below new ones ...
     assert scores[:10].max() < scores[10:].min()
-    np.testing.assert_allclose(scores, exact, atol=1e-3)
-    with pytest.warns(UserWarning, match="consider scoring.center"):
-        knn.anomaly_scores(train, domains, test, knn.KnnSettings(center=False), name="pump")
+    # ... in the order exact arithmetic gives them (the same embeddings without float32
+    # rounding); centred, the distances are those between the parts themselves
+    exact, _ = knn.anomaly_scores(shared + train_parts, domains, shared + test_parts, settings)
+    assert np.corrcoef(scores, exact)[0, 1] > 0.999
+    if center:
+        parts, _ = knn.anomaly_scores(train_parts, domains, test_parts, settings)
+        np.testing.assert_allclose(scores, parts, atol=1e-3)
 
 
 def test_distances_below_float32_resolution_are_resolved():

@@ -2,9 +2,11 @@
 embeddings, with the memory-bank variants of the top DCASE Task 2 systems.
 
 One matrix product per chunk of queries, so memory stays bounded (chunk x bank) whatever the size.
-Distances are computed in float64 on embeddings centred on the machine type's training mean
-(`KnnSettings.center`): mean-pooled outputs of post-LayerNorm encoders share one large direction
-(the last LayerNorm's bias), which leaves cosine distances near float32's resolution (issue 10).
+Distances are computed in float64: mean-pooled outputs of post-LayerNorm encoders share one large
+direction, which leaves cosine distances between clips near float32's resolution (issue 10).
+Centring on the machine type's training mean (`KnnSettings.center`) is an option; measured on
+the demo it loses to plain float64 cosine for most encoders (README, "Why the learned systems
+lost").
 """
 
 from __future__ import annotations
@@ -78,7 +80,7 @@ class KnnSettings:
 
     k: int = 1
     bank: str = "joint"
-    center: bool = True
+    center: bool = False
     kmeans_centers: int = 16  # capped at the number of source clips
     seed: int = 0  # k-means initialisation
     chunk: int = 4096  # queries per matrix product
@@ -187,8 +189,8 @@ def anomaly_scores(
     if spread < SMALL_SPREAD:
         warnings.warn(
             f"{name}: the training embeddings hardly spread (median nearest-neighbour cosine "
-            f"distance {spread:.2g} < {SMALL_SPREAD:g}); their differences sit near float32's "
-            "resolution" + ("" if settings.center else ": consider scoring.center"),
+            f"distance {spread:.2g} < {SMALL_SPREAD:g}): the encoder puts clips almost on one "
+            "direction, so float32 embeddings carry few digits of what tells them apart",
             stacklevel=2,
         )
     if settings.center:

@@ -96,3 +96,19 @@ def test_bad_input_shapes_are_clear_errors():
         models.create_model("eat_huge")
     with pytest.raises(ValueError, match="pooling"):
         encoder.embed(torch.zeros(1, 1, 16, 128), pooling="max")
+
+
+def test_freq_pooling_is_the_time_mean_of_each_frequency_row():
+    torch.manual_seed(0)
+    encoder = models.create_model("eat_tiny").eval()
+    x = torch.randn(2, 1, 64, 128)  # 4 time rows x 8 frequency columns of patches
+    with torch.no_grad():
+        patches = encoder.forward_features(x)[:, 1:]  # (2, 32, 192), frequency fastest
+        got = encoder.embed(x, pooling="freq")
+    assert got.shape == (2, encoder.embedding_dim("freq")) == (2, 8 * 192)
+    for f in range(8):
+        expected = patches[:, f::8].mean(dim=1)  # every time row's patch at frequency f
+        torch.testing.assert_close(got[:, f * 192 : (f + 1) * 192], expected)
+    assert encoder.embedding_dim("mean") == encoder.embedding_dim("cls") == 192
+    with pytest.raises(ValueError, match="Unsupported pooling 'max'.*mean, cls, freq"):
+        encoder.embed(x, pooling="max")

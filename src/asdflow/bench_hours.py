@@ -281,3 +281,65 @@ def bench_hours(
             json.dumps({**header, "stages": table.to_dict(orient="records")}, indent=2)
         )
     return table
+
+
+def bench_precision(
+    configfiles: list[Path],
+    models_: tuple[str, ...] = ("eat_tiny", "eat_small"),
+    threads: tuple[int, ...] = (1, 2),
+    warmup: int = 3,
+    repeats: int = 10,
+    classes: int = 40,
+) -> pd.DataFrame:
+    """float32 vs bf16 autocast step times, side by side in one run, of the configuration's
+    pre-training and fine-tuning steps on this machine's CPU (or GPU), per encoder size and
+    thread count. Prints the table and the bf16 speed-up of each row."""
+    config = merged_config([Path("config/config.yaml"), *configfiles])
+    n_frames = int(config["features"]["n_frames"])
+    device = train.pick_device()
+    pre = {**config["pretrain"]["common"], **config["pretrain"]["dap"]}
+    ft = {**config["finetune"]["common"]}
+    rows = []
+    for n_threads in threads if device.type == "cpu" else (torch.get_num_threads(),):
+        torch.set_num_threads(n_threads)
+        for model in models_:
+            for stage in ("pretrain", "finetune"):
+                seconds = {}
+                for precision in ("fp32", "bf16"):
+                    if stage == "pretrain":
+                        seconds[precision], _ = time_pretrain_step(
+                            model,
+                            {**pre, "precision": precision},
+                            n_frames,
+                            device,
+                            warmup,
+                            repeats,
+                        )
+                    else:
+                        seconds[precision], _ = time_finetune_step(
+                            model,
+                            {**ft, "precision": precision},
+                            n_frames,
+                            classes,
+                            device,
+                            warmup,
+                            repeats,
+                        )
+                rows.append(
+                    {
+                        "threads": n_threads,
+                        "model": model,
+                        "stage": stage,
+                        "fp32_s_per_step": seconds["fp32"],
+                        "bf16_s_per_step": seconds["bf16"],
+                        "bf16_speedup": seconds["fp32"] / seconds["bf16"],
+                    }
+                )
+    table = pd.DataFrame(rows)
+    print(f"device: {device}, torch {torch.__version__}, {n_frames} frames per clip")
+    print(
+        f"pretrain batch x clones {pre['batch_size']} x {pre['clone_batch']}, "
+        f"finetune batch {ft['batch_size']}"
+    )
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    return table

@@ -30,7 +30,7 @@ def embed_array(
     """(N, T, F) cached log-mel -> (N, D) float32 embeddings."""
     device = device or train.pick_device()
     encoder = encoder.to(device).eval()
-    out = np.empty((array.shape[0], encoder.cfg.embed_dim), dtype=np.float32)
+    out = np.empty((array.shape[0], encoder.embedding_dim(pooling)), dtype=np.float32)
     for start in tqdm(range(0, array.shape[0], batch_size), desc=desc, disable=array.shape[0] == 0):
         x = torch.from_numpy(stats.apply(np.asarray(array[start : start + batch_size])))
         with train.autocast_for(device, precision):

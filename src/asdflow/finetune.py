@@ -23,7 +23,9 @@ from asdflow import checkpoint, features, models, train
 @dataclass(frozen=True)
 class FinetuneSettings:
     init: str = ""  # encoder checkpoint to adapt (required)
-    pooling: str = "mean"  # clip embedding fed to the head: "mean" of patch outputs or "cls"
+    # clip embedding fed to the head and scored: "mean" of patch outputs, "cls", or "freq" (the
+    # mean over time of each frequency row of patches; models.EATEncoder.embed)
+    pooling: str = "mean"
     arcface_scale: float = 30.0
     arcface_margin: float = 0.2
     subcenters: int = 1  # sub-centre ArcFace: K centres per class, the closest one counts
@@ -87,7 +89,11 @@ class MACObjective(nn.Module):
         self.encoder = encoder
         s = settings
         self.head = ArcFace(
-            encoder.cfg.embed_dim, classes, s.arcface_scale, s.arcface_margin, s.subcenters
+            encoder.embedding_dim(settings.pooling),
+            classes,
+            s.arcface_scale,
+            s.arcface_margin,
+            s.subcenters,
         )
 
     def specaugment(self, x: torch.Tensor) -> torch.Tensor:

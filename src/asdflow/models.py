@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+POOLINGS = ("mean", "cls", "freq")  # clip embeddings of EATEncoder.embed
+
 
 @dataclass(frozen=True)
 class EATConfig:
@@ -248,14 +250,25 @@ class EATEncoder(nn.Module):
         """(B, 1, T, F) log-mel -> (B, 1 + K, D) outputs, CLS first."""
         return self.forward_tokens(self.tokens(x), keep)[0]
 
+    def embedding_dim(self, pooling: str = "mean") -> int:
+        """Width of `embed(x, pooling)`: D, or D per frequency row of patches for "freq"."""
+        if pooling not in POOLINGS:
+            raise ValueError(f"Unsupported pooling {pooling!r}: use one of {', '.join(POOLINGS)}")
+        return self.cfg.embed_dim * (self.cfg.freq_patches if pooling == "freq" else 1)
+
     def embed(self, x: torch.Tensor, pooling: str = "mean") -> torch.Tensor:
-        """The clip embedding (B, D): mean of the patch outputs (the paper's eq. 8) or CLS."""
+        """The clip embedding: mean of the patch outputs (B, D) (the paper's eq. 8), CLS (B, D),
+        or "freq": the mean over time of each frequency row of patches, rows concatenated
+        (B, F/16 * D), which keeps where in the spectrum a sound lies (README, issue 10)."""
+        self.embedding_dim(pooling)  # validates
         out = self.forward_features(x)
         if pooling == "mean":
             return out[:, 1:].mean(dim=1)
         if pooling == "cls":
             return out[:, 0]
-        raise ValueError(f"Unsupported pooling {pooling!r}: use 'mean' or 'cls'")
+        patches = out[:, 1:]  # (B, T/16 * F/16, D), frequency rows fastest
+        rows = patches.reshape(patches.shape[0], -1, self.cfg.freq_patches, patches.shape[-1])
+        return rows.mean(dim=1).flatten(1)  # (B, F/16 * D)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.embed(x)

@@ -221,7 +221,7 @@ def knn_args():
     s = config["scoring"]
     return (
         f"--k {s['k']} --bank {s['bank']} --kmeans-centers {s.get('kmeans_centers', 16)} "
-        f"--{'' if s.get('center', True) else 'no-'}center "
+        f"--{'' if s.get('center', False) else 'no-'}center "
         f"--decision-quantile {s['decision_quantile']}"
     )
 

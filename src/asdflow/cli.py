@@ -148,7 +148,7 @@ def _add_knn_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--center",
         action=argparse.BooleanOptionalAction,
-        default=True,
+        default=False,
         help="centre embeddings on the machine type's training mean before cosine distances",
     )
     p.add_argument("--decision-quantile", type=float, default=0.9)
@@ -328,8 +328,9 @@ def cmd_bench(args: argparse.Namespace) -> None:
     elif args.what == "hours":
         from asdflow import bench_hours
 
+        configfiles = ["config/dcase2025.yaml"] if args.configfile is None else args.configfile
         bench_hours.bench_hours(
-            [Path(p) for p in args.configfile],
+            [Path(p) for p in configfiles],
             train_clips=args.train_clips or bench_hours.DCASE2025_TRAIN_CLIPS,
             test_clips=args.test_clips or bench_hours.DCASE2025_TEST_CLIPS,
             model=args.model,
@@ -338,6 +339,19 @@ def cmd_bench(args: argparse.Namespace) -> None:
             repeats=args.repeats,
             out=Path(args.out) if args.out else None,
         )
+    elif args.what == "precision":
+        from asdflow import bench_hours
+
+        bench_hours.bench_precision(
+            [Path(p) for p in args.configfile or []],
+            models_=tuple(args.model.split(",")) if args.model else ("eat_tiny", "eat_small"),
+            warmup=args.warmup,
+            repeats=args.repeats,
+        )
+    elif args.what == "quality":
+        from asdflow import bench_quality
+
+        bench_quality.main(Path(args.config), Path(args.results), Path(args.out or ""))
     elif args.what == "features":
         bench.bench_features(
             n_clips=args.clips,
@@ -398,7 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--machine", nargs=2, action="append", required=True, metavar=("FEATURES_DIR", "OUT_DIR")
     )
     p.add_argument("--splits", nargs="+", default=["train"])
-    p.add_argument("--pooling", default="mean", choices=["mean", "cls"])
+    p.add_argument("--pooling", default="mean", choices=["mean", "cls", "freq"])
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--threads", type=int, default=1)
     p.set_defaults(func=cmd_embed)
@@ -512,6 +526,8 @@ def build_parser() -> argparse.ArgumentParser:
             "clustering",
             "knn",
             "hours",
+            "quality",
+            "precision",
         ],
     )
     p.add_argument("--model", default="", help="(clones, pretrain-memory) encoder size")
@@ -528,8 +544,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--configfile",
         nargs="*",
-        default=["config/dcase2025.yaml"],
-        help="(hours) configuration files over config/config.yaml, as given to snakemake",
+        default=None,
+        help="(hours, precision) configuration files over config/config.yaml, as given to "
+        "snakemake (hours: config/dcase2025.yaml unless given; precision: none)",
     )
     p.add_argument(
         "--train-clips",
@@ -540,7 +557,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--test-clips", type=int, default=0, help="(hours) test clips (0: DCASE 2025's)")
     p.add_argument("--warmup", type=int, default=3, help="(hours) untimed steps first")
     p.add_argument("--repeats", type=int, default=10, help="(hours) timed steps (median)")
-    p.add_argument("--out", default="", help="(hours) also write the figures to this JSON file")
+    p.add_argument(
+        "--out",
+        default="",
+        help="(hours) also write the figures to this JSON file; (quality) the tables' folder",
+    )
+    p.add_argument(
+        "--config", default="config/config.yaml", help="(quality) configuration of the run"
+    )
+    p.add_argument("--results", default="results", help="(quality) results of the run")
     p.set_defaults(func=cmd_bench)
     return parser
 

@@ -57,3 +57,15 @@ def test_anomaly_kinds_follow_the_factory_plan():
     anomalous = [k for name, k in kinds.items() if "anomaly" in name]
     assert len(anomalous) == 8 and set(anomalous) <= set(mt.anomaly_kinds)
     assert all(k is None for name, k in kinds.items() if "normal" in name)
+
+
+def test_sweep_varies_one_factor_at_a_time():
+    common = {"steps": 100, "lr": 5e-4, "pooling": "freq"}
+    variants = bench_quality.sweep_variants(
+        common, {"steps": [100, 300], "lr": [], "pooling": ["mean", "freq"]}
+    )
+    assert variants == {
+        "config": common,
+        "steps=300": {**common, "steps": 300},
+        "pooling=mean": {**common, "pooling": "mean"},
+    }

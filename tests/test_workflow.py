@@ -138,6 +138,39 @@ def test_a_second_run_has_nothing_to_do(finished):
 
 
 @pytest.mark.slow
+def test_bench_quality_diagnoses_every_encoder_of_a_finished_run(finished):
+    import subprocess
+
+    cmd = [sys.executable, "-m", "asdflow", "bench", "quality", "--out", "diagnosis"]
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    proc = subprocess.run(cmd, cwd=finished, capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    summary = pd.read_csv(finished / "diagnosis/summary.csv", index_col="system")
+    trained = yaml.safe_load((finished / "config/config.yaml").read_text())["finetune"]["common"]
+    # the baseline, 3 pre-trained encoders and 7 runs, the encoders under each pooling
+    assert len(summary) == 1 + 10 * 3 and summary.index[0] == "logmel_knn"
+    assert f"finetune/pl_ma ({trained['pooling']}*)" in summary.index
+    assert (
+        summary[["official", "auc_source", "auc_target", "attribute_1nn"]]
+        .stack()
+        .between(0, 1)
+        .all()
+    )
+    kinds = pd.read_csv(finished / "diagnosis/kinds.csv")
+    assert set(kinds["domain"]) == {"source", "target"} and kinds["auc"].between(0, 1).all()
+    assert "AUC by anomaly kind and domain" in proc.stdout
+    # the fine-tuning sweep: the configured run plus one variant per other factor value
+    cmd = [sys.executable, "-m", "asdflow", "bench", "finetune", "--out", "sweep"]
+    cmd += ["--sweep-steps", "2", "--sweep-pooling", "mean"]
+    proc = subprocess.run(cmd, cwd=finished, capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    sweep = pd.read_csv(finished / "sweep/sweep.csv")
+    assert sweep["variant"].tolist() == ["config", "steps=2", "pooling=mean"]
+    assert sweep["steps"].tolist() == [trained["steps"], 2, trained["steps"]]
+    assert sweep["official"].between(0, 1).all()
+
+
+@pytest.mark.slow
 def test_clustering_change_reruns_pseudolabels_finetuning_scoring_and_tables_only(finished):
     def change(config):
         config["pseudolabels"]["clustering"]["k_max"] = 5

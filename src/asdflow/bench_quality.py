@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
-from asdflow import features, knn, metrics, score, tables
+from asdflow import features, knn, metrics, models, score, tables
 from asdflow.data import synth
 
 LOGMEL = "logmel_knn"
@@ -113,13 +113,10 @@ def diagnose(
                     "machine_type": machine_dir.name,
                     "shared_ratio": shared_direction_ratio(emb["train"]),
                     "nn_spread": knn.embedding_spread(emb["train"][normal]),
-                    "attribute_1nn": nearest_neighbour_accuracy(emb["train"], truth),
-                    "attribute_1nn_uncentred": nearest_neighbour_accuracy(
-                        emb["train"], truth, center=False
-                    ),
+                    "attribute_1nn": nearest_neighbour_accuracy(emb["train"], truth, center=False),
                 }
                 label = (test["label"] == "anomaly").astype(int).to_numpy()
-                for center in (True, False):
+                for center in (False, True):
                     scores, _ = knn.anomaly_scores(
                         emb["train"][normal],
                         train["domain"].to_numpy()[normal],
@@ -128,10 +125,10 @@ def diagnose(
                         name=f"{system} {machine_dir.name}",
                     )
                     m = metrics.machine_metrics(test["domain"].to_numpy(), label, scores)
-                    suffix = "" if center else "_uncentred"
+                    suffix = "_centred" if center else ""
                     row.update({f"{k}{suffix}": v for k, v in m.items()})
                     row[f"official{suffix}"] = metrics.official_score(m.values())
-                    if center:
+                    if not center:  # the default scorer
                         kinds = anomaly_kinds(machine_dir.name, dataset, counts, seed)
                         for r in kind_aucs(test, scores, kinds):
                             kind_rows.append({"system": system, **r})
@@ -149,9 +146,12 @@ def diagnose(
     return pd.DataFrame(machine_rows), pd.DataFrame(kind_rows), pd.DataFrame(pooled_rows)
 
 
-def systems_of_run(results: Path, features_root: Path, runs: list[str]) -> dict[str, object]:
-    """The log-mel baseline, every pre-trained encoder and the first seed of each fine-tuning run
-    found under `results`."""
+def systems_of_run(
+    results: Path, features_root: Path, runs: list[str], poolings=models.POOLINGS
+) -> dict[str, object]:
+    """The log-mel baseline, then every pre-trained encoder and the first seed of each
+    fine-tuning run found under `results`, each embedded with every one of `poolings`: named
+    "<encoder> (<pooling>)", with a * on the pooling a fine-tuned encoder was trained with."""
     from asdflow import checkpoint
 
     systems: dict[str, object] = {
@@ -166,7 +166,10 @@ def systems_of_run(results: Path, features_root: Path, runs: list[str]) -> dict[
         if path.is_file():
             encoder, state = checkpoint.encoder_from_checkpoint(path)
             stats = features.NormStats(**state["normalization"])
-            systems[name] = (encoder, stats, state["settings"].get("pooling", "mean"))
+            trained = state["settings"].get("pooling") if name.startswith("finetune/") else None
+            for pooling in poolings:
+                mark = "*" if pooling == trained else ""
+                systems[f"{name} ({pooling}{mark})"] = (encoder, stats, pooling)
     return systems
 
 
@@ -181,9 +184,17 @@ def bench_quality(
     out.mkdir(parents=True, exist_ok=True)
     per_machine.to_csv(out / "machines.csv", index=False)
     per_kind.to_csv(out / "kinds.csv", index=False)
-    summary = (
-        per_machine.drop(columns=["dataset", "machine_type"]).groupby("system", sort=False).mean()
-    )
+    columns = [
+        "official",
+        "auc_source",
+        "auc_target",
+        "pauc",
+        "official_centred",
+        "attribute_1nn",
+        "shared_ratio",
+        "nn_spread",
+    ]
+    summary = per_machine.groupby("system", sort=False)[columns].mean()
     summary = summary.join(pooled.set_index("system"))
     summary.to_csv(out / "summary.csv")
     kinds = per_kind.pivot_table(
@@ -217,3 +228,79 @@ def main(config_path: Path, results: Path, out: Path) -> None:
         runs,
         out if str(out) not in ("", ".") else Path(results) / "bench" / "quality",
     )
+
+
+def sweep_variants(common: dict, factors: dict[str, list]) -> dict[str, dict]:
+    """One factor at a time around the configured fine-tuning settings `common`: the
+    configuration itself, then each other value of each factor. Name -> settings."""
+    variants = {"config": dict(common)}
+    for key, values in factors.items():
+        for value in values:
+            if value != common.get(key):
+                variants[f"{key}={value}"] = {**common, key: value}
+    return variants
+
+
+def finetune_sweep(
+    config_path: Path, results: Path, run: str, factors: dict[str, list], out: Path
+) -> pd.DataFrame:
+    """Fine-tune `run` (its init encoder and label source, first seed) once per variant of
+    `sweep_variants`, score each with the k-NN back end, and print one row per variant.
+    Finished variants are read back, interrupted ones resume."""
+    import yaml
+
+    from asdflow import checkpoint, finetune, train
+
+    config = yaml.safe_load(Path(config_path).read_text())
+    synthetic, ft = config["synthetic"], config["finetune"]
+    spec = ft["runs"][run]
+    results, out = Path(results), Path(out)
+    init = results / "pretrain" / spec["init"] / "model.pt"
+    labels = pd.read_csv(results / "labels" / f"{spec['labels']}.csv")
+    features_root = results / "features"
+    prefixes = [
+        str(p.with_suffix(""))
+        for d in ("dev", "eval")
+        for p in sorted((features_root / d).glob("*/train.npy"))
+    ]
+    rows = []
+    for name, settings in sweep_variants(ft["common"], factors).items():
+        path = out / name.replace("=", "_") / "model.pt"
+        if not path.is_file():
+            resolved = {**settings, "init": str(init), "seed": ft["seeds"][0]}
+            finetune.finetune(
+                train.settings_from_dict(finetune.FinetuneSettings, resolved),
+                prefixes,
+                labels,
+                path,
+                progress=True,
+            )
+        lines = [json.loads(line) for line in path.with_suffix(".metrics.jsonl").open()]
+        encoder, state = checkpoint.encoder_from_checkpoint(path)
+        stats = features.NormStats(**state["normalization"])
+        system = (encoder, stats, settings["pooling"])
+        per_machine, _, _ = diagnose(
+            {name: system},
+            features_root,
+            Path(synthetic["root"]),
+            synth.Counts(**synthetic["counts"]),
+            synthetic["seed"],
+        )
+        means = per_machine[["official", "auc_source", "auc_target", "pauc", "attribute_1nn"]]
+        rows.append(
+            {
+                "variant": name,
+                "steps": settings["steps"],
+                "train_accuracy_last": lines[-1]["accuracy"],
+                "ce_last": lines[-1]["ce"],
+                "seconds_per_step": float(np.median([x["seconds_per_step"] for x in lines])),
+                **means.mean().to_dict(),
+            }
+        )
+    table = pd.DataFrame(rows)
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "sweep.csv", index=False)
+    pd.set_option("display.width", 250)
+    print(f"Fine-tuning run {run!r}, one factor at a time ({out / 'sweep.csv'}):")
+    print(table.round(4).to_string(index=False))
+    return table

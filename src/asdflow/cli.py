@@ -348,6 +348,21 @@ def cmd_bench(args: argparse.Namespace) -> None:
             warmup=args.warmup,
             repeats=args.repeats,
         )
+    elif args.what == "finetune":
+        from asdflow import bench_quality
+
+        factors = {
+            "steps": [int(v) for v in args.sweep_steps.split(",") if v],
+            "lr": [float(v) for v in args.sweep_lr.split(",") if v],
+            "pooling": [v for v in args.sweep_pooling.split(",") if v],
+        }
+        bench_quality.finetune_sweep(
+            Path(args.config),
+            Path(args.results),
+            args.run,
+            factors,
+            Path(args.out or Path(args.results) / "bench" / "finetune"),
+        )
     elif args.what == "quality":
         from asdflow import bench_quality
 
@@ -528,6 +543,7 @@ def build_parser() -> argparse.ArgumentParser:
             "hours",
             "quality",
             "precision",
+            "finetune",
         ],
     )
     p.add_argument("--model", default="", help="(clones, pretrain-memory) encoder size")
@@ -563,9 +579,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="(hours) also write the figures to this JSON file; (quality) the tables' folder",
     )
     p.add_argument(
-        "--config", default="config/config.yaml", help="(quality) configuration of the run"
+        "--config", default="config/config.yaml", help="(quality, finetune) the run's configuration"
     )
-    p.add_argument("--results", default="results", help="(quality) results of the run")
+    p.add_argument("--results", default="results", help="(quality, finetune) results of the run")
+    p.add_argument("--run", default="na", help="(finetune) the run whose fine-tuning is varied")
+    p.add_argument("--sweep-steps", default="100,300,1000,3000", help="(finetune) steps values")
+    p.add_argument("--sweep-lr", default="", help="(finetune) learning rates, comma-separated")
+    p.add_argument("--sweep-pooling", default="mean,freq", help="(finetune) poolings")
     p.set_defaults(func=cmd_bench)
     return parser
 

@@ -147,8 +147,9 @@ def test_bench_quality_diagnoses_every_encoder_of_a_finished_run(finished):
     assert proc.returncode == 0, proc.stderr
     summary = pd.read_csv(finished / "diagnosis/summary.csv", index_col="system")
     trained = yaml.safe_load((finished / "config/config.yaml").read_text())["finetune"]["common"]
-    # the baseline, 3 pre-trained encoders and 7 runs, the encoders under each pooling
-    assert len(summary) == 1 + 10 * 3 and summary.index[0] == "logmel_knn"
+    # the baseline, an untrained encoder, 3 pre-trained encoders and 7 runs, each pooling
+    assert len(summary) == 1 + 11 * 3 and summary.index[0] == "logmel_knn"
+    assert "random init (freq)" in summary.index
     assert f"finetune/pl_ma ({trained['pooling']}*)" in summary.index
     assert (
         summary[["official", "auc_source", "auc_target", "attribute_1nn"]]

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 from sklearn.metrics import roc_auc_score
 
 from asdflow import features, knn, metrics, models, score, tables
@@ -149,9 +150,10 @@ def diagnose(
 def systems_of_run(
     results: Path, features_root: Path, runs: list[str], poolings=models.POOLINGS
 ) -> dict[str, object]:
-    """The log-mel baseline, then every pre-trained encoder and the first seed of each
-    fine-tuning run found under `results`, each embedded with every one of `poolings`: named
-    "<encoder> (<pooling>)", with a * on the pooling a fine-tuned encoder was trained with."""
+    """The log-mel baseline, then an untrained encoder of the general encoder's size ("random
+    init": what the general pre-training adds), every pre-trained encoder and the first seed of
+    each fine-tuning run found under `results`, each embedded with every one of `poolings`:
+    named "<encoder> (<pooling>)", with a * on the pooling a fine-tuned encoder was trained with."""
     from asdflow import checkpoint
 
     systems: dict[str, object] = {
@@ -166,6 +168,11 @@ def systems_of_run(
         if path.is_file():
             encoder, state = checkpoint.encoder_from_checkpoint(path)
             stats = features.NormStats(**state["normalization"])
+            if name == "pretrain/general":
+                torch.manual_seed(0)
+                untrained = models.EATEncoder(encoder.cfg).eval()
+                for pooling in poolings:
+                    systems[f"random init ({pooling})"] = (untrained, stats, pooling)
             trained = state["settings"].get("pooling") if name.startswith("finetune/") else None
             for pooling in poolings:
                 mark = "*" if pooling == trained else ""

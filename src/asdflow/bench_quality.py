@@ -22,6 +22,13 @@ from asdflow import features, knn, metrics, models, score, tables
 from asdflow.data import synth
 
 LOGMEL = "logmel_knn"
+# k-NN back ends compared, by column suffix: the default (the paper's joint bank, k = 1), centred
+# embeddings, and k-means centres of the source clips plus the target clips
+SCORERS = {
+    "": knn.KnnSettings(),
+    "_centred": knn.KnnSettings(center=True),
+    "_kmeans_source": knn.KnnSettings(bank="kmeans_source"),
+}
 
 
 def shared_direction_ratio(emb: np.ndarray) -> float:
@@ -117,19 +124,18 @@ def diagnose(
                     "attribute_1nn": nearest_neighbour_accuracy(emb["train"], truth, center=False),
                 }
                 label = (test["label"] == "anomaly").astype(int).to_numpy()
-                for center in (False, True):
+                for suffix, settings in SCORERS.items():
                     scores, _ = knn.anomaly_scores(
                         emb["train"][normal],
                         train["domain"].to_numpy()[normal],
                         emb["test"],
-                        knn.KnnSettings(center=center),
+                        settings,
                         name=f"{system} {machine_dir.name}",
                     )
                     m = metrics.machine_metrics(test["domain"].to_numpy(), label, scores)
-                    suffix = "_centred" if center else ""
                     row.update({f"{k}{suffix}": v for k, v in m.items()})
                     row[f"official{suffix}"] = metrics.official_score(m.values())
-                    if not center:  # the default scorer
+                    if not suffix:  # the default scorer
                         kinds = anomaly_kinds(machine_dir.name, dataset, counts, seed)
                         for r in kind_aucs(test, scores, kinds):
                             kind_rows.append({"system": system, **r})
@@ -197,6 +203,7 @@ def bench_quality(
         "auc_target",
         "pauc",
         "official_centred",
+        "official_kmeans_source",
         "attribute_1nn",
         "shared_ratio",
         "nn_spread",

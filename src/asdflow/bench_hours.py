@@ -303,28 +303,16 @@ def bench_precision(
     for n_threads in threads if device.type == "cpu" else (torch.get_num_threads(),):
         torch.set_num_threads(n_threads)
         for model in models_:
-            for stage in ("pretrain", "finetune"):
-                seconds = {}
-                for precision in ("fp32", "bf16"):
-                    if stage == "pretrain":
-                        seconds[precision], _ = time_pretrain_step(
-                            model,
-                            {**pre, "precision": precision},
-                            n_frames,
-                            device,
-                            warmup,
-                            repeats,
-                        )
-                    else:
-                        seconds[precision], _ = time_finetune_step(
-                            model,
-                            {**ft, "precision": precision},
-                            n_frames,
-                            classes,
-                            device,
-                            warmup,
-                            repeats,
-                        )
+            timers = {
+                "pretrain": lambda p, model=model: time_pretrain_step(
+                    model, {**pre, "precision": p}, n_frames, device, warmup, repeats
+                ),
+                "finetune": lambda p, model=model: time_finetune_step(
+                    model, {**ft, "precision": p}, n_frames, classes, device, warmup, repeats
+                ),
+            }
+            for stage, timer in timers.items():
+                seconds = {precision: timer(precision)[0] for precision in ("fp32", "bf16")}
                 rows.append(
                     {
                         "threads": n_threads,

@@ -93,3 +93,18 @@ def test_outside_the_workflow_folder_is_an_error_naming_the_file(tmp_path, monke
     monkeypatch.chdir(tmp_path)
     with pytest.raises(FileNotFoundError, match="config/config.yaml"):
         bench_hours.bench_hours([], model="eat_tiny")
+
+
+def test_precision_times_fp32_and_bf16_side_by_side(monkeypatch, capsys):
+    monkeypatch.chdir(REPO)
+    table = bench_hours.bench_precision(
+        [], models_=("eat_tiny",), threads=(1,), warmup=0, repeats=1
+    )
+    assert table[["model", "stage"]].values.tolist() == [
+        ["eat_tiny", "pretrain"],
+        ["eat_tiny", "finetune"],
+    ]
+    assert (table[["fp32_s_per_step", "bf16_s_per_step"]] > 0).all().all()
+    ratio = table["fp32_s_per_step"] / table["bf16_s_per_step"]
+    assert ratio.tolist() == table["bf16_speedup"].tolist()
+    assert "bf16_speedup" in capsys.readouterr().out

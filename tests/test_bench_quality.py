@@ -69,3 +69,10 @@ def test_sweep_varies_one_factor_at_a_time():
         "steps=300": {**common, "steps": 300},
         "pooling=mean": {**common, "pooling": "mean"},
     }
+
+
+def test_sweep_of_an_unknown_run_names_the_config_and_the_run(tmp_path):
+    config = tmp_path / "my.yaml"
+    config.write_text("synthetic: {}\nfinetune:\n  runs: {na: {}}\n")
+    with pytest.raises(ValueError, match=r"my.yaml: no run 'nope' under finetune.runs; known: na"):
+        bench_quality.finetune_sweep(config, tmp_path, "nope", {}, tmp_path / "out")

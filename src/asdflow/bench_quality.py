@@ -267,6 +267,10 @@ def finetune_sweep(
 
     config = yaml.safe_load(Path(config_path).read_text())
     synthetic, ft = config["synthetic"], config["finetune"]
+    if run not in ft["runs"]:
+        raise ValueError(
+            f"{config_path}: no run {run!r} under finetune.runs; known: {', '.join(ft['runs'])}"
+        )
     spec = ft["runs"][run]
     results, out = Path(results), Path(out)
     init = results / "pretrain" / spec["init"] / "model.pt"

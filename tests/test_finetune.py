@@ -105,6 +105,88 @@ def test_tiny_finetune_learns_the_classes_and_embeds(tmp_path):
     assert emb.shape == (48, 192) and np.isfinite(emb).all()
 
 
+def test_holdout_split_keeps_a_share_of_each_class_and_a_training_clip():
+    labels = np.array([0] * 20 + [1] * 10 + [2] * 1 + [3] * 2)
+    rows, held = finetune.holdout_split(labels, 0.2, seed=0)
+    assert np.array_equal(np.sort(np.concatenate([rows, held])), np.arange(len(labels)))
+    assert [int((labels[held] == c).sum()) for c in range(4)] == [4, 2, 0, 0]
+    assert all((labels[rows] == c).any() for c in range(4))
+    again, held_again = finetune.holdout_split(labels, 0.2, seed=0)
+    assert np.array_equal(held, held_again) and np.array_equal(rows, again)
+    assert not np.array_equal(held, finetune.holdout_split(labels, 0.2, seed=1)[1])
+    with pytest.raises(ValueError, match="holdout must be in"):
+        finetune.holdout_split(labels, 1.0, seed=0)
+
+
+def test_holdout_logs_heldout_figures_and_trains_on_the_rest(tmp_path):
+    prefix = write_cache(tmp_path / "cache", n=40, seed=0)
+    init = pretrain.pretrain(
+        tiny_settings(1), [prefix], tmp_path / "p/model.pt", STATS, progress=False
+    )
+    index = pd.read_csv(f"{prefix}.csv")
+    classes = np.arange(40) % 2
+    labels = pd.DataFrame(
+        {"file": index["file"], "class_index": classes, "class_name": [f"c{c}" for c in classes]}
+    )
+    common = {"init": str(init), "steps": 4, "batch_size": 4, "lr": 1e-3, "warmup_steps": 1}
+    common["log_every"] = 2
+    for holdout, clips in ((0.25, 30), (0.0, 40)):
+        settings = train.settings_from_dict(
+            finetune.FinetuneSettings, {**common, "holdout": holdout}
+        )
+        out = finetune.finetune(
+            settings, [prefix], labels, tmp_path / f"h{holdout}/model.pt", progress=False
+        )
+        lines = [json.loads(x) for x in out.with_suffix(".metrics.jsonl").read_text().splitlines()]
+        assert [x["step"] for x in lines] == [2, 4]
+        assert checkpoint.load_checkpoint(out)["settings"]["clips"] == clips
+        if holdout:
+            for line in lines:
+                assert 0 <= line["heldout_accuracy"] <= 1 and line["heldout_ce"] > 0
+                # 10 held-back clips: accuracy in tenths
+                assert round(line["heldout_accuracy"] * 10, 6) == round(
+                    line["heldout_accuracy"] * 10
+                )
+        else:
+            assert all("heldout_ce" not in line for line in lines)
+
+
+def test_training_loop_evaluates_in_eval_mode_without_gradients(tmp_path):
+    prefix = write_cache(tmp_path / "cache", n=8)
+    data = train.CachedClips([prefix], STATS)
+    seen = []
+
+    class Probe(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, batch, generator):
+            seen.append(("train", self.training))
+            return ((batch["x"].mean() - self.w) ** 2).sum(), {}
+
+    def evaluate(objective):
+        seen.append(("eval", objective.training, torch.is_grad_enabled()))
+        return {"probe": 1}
+
+    loop = train.LoopSettings(steps=4, batch_size=2, lr=0.1, warmup_steps=1, log_every=2)
+    train.run_training(
+        Probe(),
+        data,
+        loop,
+        tmp_path / "r.pt",
+        tmp_path / "m.jsonl",
+        lambda o: {"settings": {}},
+        progress=False,
+        evaluate=evaluate,
+    )
+    assert seen == [("train", True)] * 2 + [("eval", False, False)] + [("train", True)] * 2 + [
+        ("eval", False, False)
+    ]
+    lines = [json.loads(x) for x in (tmp_path / "m.jsonl").read_text().splitlines()]
+    assert [x["probe"] for x in lines] == [1.0, 1.0]
+
+
 def test_unlabelled_clip_is_an_error(tmp_path):
     prefix = write_cache(tmp_path / "cache", n=8)
     labels = pd.DataFrame({"file": ["x"], "class_index": [0], "class_name": ["a"]})

@@ -169,6 +169,12 @@ def test_bench_quality_diagnoses_every_encoder_of_a_finished_run(finished):
     assert sweep["variant"].tolist() == ["config", "steps=2", "pooling=mean"]
     assert sweep["steps"].tolist() == [trained["steps"], 2, trained["steps"]]
     assert sweep["official"].between(0, 1).all()
+    # training curves: held-back figures at every metric line of every variant, and their plot
+    curves = pd.read_csv(finished / "sweep/curves.csv")
+    assert set(curves["variant"]) == set(sweep["variant"])
+    assert curves[["heldout_ce", "heldout_accuracy"]].notna().all().all()
+    assert sweep["heldout_accuracy_last"].between(0, 1).all()
+    assert (finished / "sweep/curves.png").stat().st_size > 0
 
 
 @pytest.mark.slow

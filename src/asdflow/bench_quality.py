@@ -224,13 +224,20 @@ def bench_quality(
     print(kinds.round(3).to_string())
 
 
-def main(config_path: Path, results: Path, out: Path) -> None:
-    """`asdflow bench quality`: the diagnosis of the finished synthetic run of `config_path`."""
-    import yaml
+def load_config(config_paths: list[Path]) -> dict:
+    """The run's configuration from its files, later ones over earlier ones (as Snakemake merges
+    `--configfile a b`)."""
+    from asdflow.bench_hours import merged_config
 
-    config = yaml.safe_load(Path(config_path).read_text())
+    return merged_config([Path(p) for p in config_paths])
+
+
+def main(config_paths: list[Path], results: Path, out: Path) -> None:
+    """`asdflow bench quality`: the diagnosis of the finished synthetic run of `config_paths`."""
+    config = load_config(config_paths)
     if config.get("data_source") != "synthetic":
-        raise ValueError(f"{config_path}: bench quality needs the synthetic factory's ground truth")
+        names = " ".join(map(str, config_paths))
+        raise ValueError(f"{names}: bench quality needs the synthetic factory's ground truth")
     synthetic = config["synthetic"]
     counts = synth.Counts(**synthetic["counts"])
     runs = list(config["finetune"]["runs"])
@@ -256,20 +263,26 @@ def sweep_variants(common: dict, factors: dict[str, list]) -> dict[str, dict]:
 
 
 def finetune_sweep(
-    config_path: Path, results: Path, run: str, factors: dict[str, list], out: Path
+    config_paths: list[Path],
+    results: Path,
+    run: str,
+    factors: dict[str, list],
+    out: Path,
+    holdout: float = 0.1,
 ) -> pd.DataFrame:
     """Fine-tune `run` (its init encoder and label source, first seed) once per variant of
-    `sweep_variants`, score each with the k-NN back end, and print one row per variant.
+    `sweep_variants`, with `holdout` of each class's clips held back, score each with the k-NN
+    back end, and print one row per variant; write the training curves (training and held-back
+    cross-entropy and accuracy against steps) as curves.csv and curves.png.
     Finished variants are read back, interrupted ones resume."""
-    import yaml
-
     from asdflow import checkpoint, finetune, train
 
-    config = yaml.safe_load(Path(config_path).read_text())
+    config = load_config(config_paths)
     synthetic, ft = config["synthetic"], config["finetune"]
     if run not in ft["runs"]:
+        names = " ".join(map(str, config_paths))
         raise ValueError(
-            f"{config_path}: no run {run!r} under finetune.runs; known: {', '.join(ft['runs'])}"
+            f"{names}: no run {run!r} under finetune.runs; known: {', '.join(ft['runs'])}"
         )
     spec = ft["runs"][run]
     results, out = Path(results), Path(out)
@@ -281,8 +294,8 @@ def finetune_sweep(
         for d in ("dev", "eval")
         for p in sorted((features_root / d).glob("*/train.npy"))
     ]
-    rows = []
-    for name, settings in sweep_variants(ft["common"], factors).items():
+    rows, curves = [], []
+    for name, settings in sweep_variants({**ft["common"], "holdout": holdout}, factors).items():
         path = out / name.replace("=", "_") / "model.pt"
         if not path.is_file():
             resolved = {**settings, "init": str(init), "seed": ft["seeds"][0]}
@@ -294,6 +307,7 @@ def finetune_sweep(
                 progress=True,
             )
         lines = [json.loads(line) for line in path.with_suffix(".metrics.jsonl").open()]
+        curves += [{"variant": name, **line} for line in lines]
         encoder, state = checkpoint.encoder_from_checkpoint(path)
         stats = features.NormStats(**state["normalization"])
         system = (encoder, stats, settings["pooling"])
@@ -311,6 +325,8 @@ def finetune_sweep(
                 "steps": settings["steps"],
                 "train_accuracy_last": lines[-1]["accuracy"],
                 "ce_last": lines[-1]["ce"],
+                "heldout_accuracy_last": lines[-1].get("heldout_accuracy", np.nan),
+                "heldout_ce_last": lines[-1].get("heldout_ce", np.nan),
                 "seconds_per_step": float(np.median([x["seconds_per_step"] for x in lines])),
                 **means.mean().to_dict(),
             }
@@ -318,7 +334,33 @@ def finetune_sweep(
     table = pd.DataFrame(rows)
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "sweep.csv", index=False)
+    curves = pd.DataFrame(curves)
+    curves.to_csv(out / "curves.csv", index=False)
+    plot_curves(curves, out / "curves.png")
     pd.set_option("display.width", 250)
     print(f"Fine-tuning run {run!r}, one factor at a time ({out / 'sweep.csv'}):")
     print(table.round(4).to_string(index=False))
+    print(f"\nTraining curves: {out / 'curves.csv'}, {out / 'curves.png'}")
     return table
+
+
+def plot_curves(curves: pd.DataFrame, path: Path) -> None:
+    """Cross-entropy and accuracy against steps, one colour per variant: training batches
+    (augmented, dashed) and held-back clips (solid)."""
+    from asdflow.figures import plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for i, (variant, rows) in enumerate(curves.groupby("variant", sort=False)):
+        colour = f"C{i % 10}"
+        for ax, key in zip(axes, ("ce", "accuracy"), strict=True):
+            ax.plot(rows["step"], rows[key], "--", color=colour, alpha=0.6)
+            if f"heldout_{key}" in rows:
+                ax.plot(rows["step"], rows[f"heldout_{key}"], "-", color=colour, label=variant)
+    for ax, title in zip(axes, ("cross-entropy", "accuracy"), strict=True):
+        ax.set_xscale("log")
+        ax.set_xlabel("step")
+        ax.set_title(f"MAC {title}: held back (solid), training batches (dashed)")
+    axes[1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

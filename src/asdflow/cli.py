@@ -357,16 +357,17 @@ def cmd_bench(args: argparse.Namespace) -> None:
             "pooling": [v for v in args.sweep_pooling.split(",") if v],
         }
         bench_quality.finetune_sweep(
-            Path(args.config),
+            [Path(p) for p in args.config],
             Path(args.results),
             args.run,
             factors,
             Path(args.out or Path(args.results) / "bench" / "finetune"),
+            holdout=args.holdout,
         )
     elif args.what == "quality":
         from asdflow import bench_quality
 
-        bench_quality.main(Path(args.config), Path(args.results), Path(args.out or ""))
+        bench_quality.main([Path(p) for p in args.config], Path(args.results), Path(args.out or ""))
     elif args.what == "features":
         bench.bench_features(
             n_clips=args.clips,
@@ -579,13 +580,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="(hours) also write the figures to this JSON file; (quality) the tables' folder",
     )
     p.add_argument(
-        "--config", default="config/config.yaml", help="(quality, finetune) the run's configuration"
+        "--config",
+        nargs="+",
+        default=["config/config.yaml"],
+        help="(quality, finetune) the run's configuration files, later ones over earlier ones",
     )
     p.add_argument("--results", default="results", help="(quality, finetune) results of the run")
     p.add_argument("--run", default="na", help="(finetune) the run whose fine-tuning is varied")
     p.add_argument("--sweep-steps", default="100,300,1000,3000", help="(finetune) steps values")
     p.add_argument("--sweep-lr", default="", help="(finetune) learning rates, comma-separated")
     p.add_argument("--sweep-pooling", default="mean,freq", help="(finetune) poolings")
+    p.add_argument(
+        "--holdout",
+        type=float,
+        default=0.1,
+        help="(finetune) share of each class's clips held back for the training curves",
+    )
     p.set_defaults(func=cmd_bench)
     return parser
 

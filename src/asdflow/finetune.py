@@ -35,6 +35,9 @@ class FinetuneSettings:
     specaug_time: float = 0.1
     drop_path: float = 0.1
     layer_decay: float = 1.0  # layer-wise lr decay (1.0 = off; EAT fine-tuning uses 0.65)
+    # share of each class's clips held back from training; their cross-entropy and accuracy
+    # join every metric line as heldout_ce / heldout_accuracy (0 = train on every clip)
+    holdout: float = 0.0
     loop: train.LoopSettings = field(
         default_factory=lambda: train.LoopSettings(
             steps=20_000, batch_size=32, lr=5e-5, warmup_steps=120, weight_decay=0.05
@@ -174,6 +177,39 @@ def labels_for_cache(prefixes: list[str | Path], label_table: pd.DataFrame) -> n
     return np.asarray(labels, dtype=np.int64)
 
 
+def holdout_split(labels: np.ndarray, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(training rows, held-back rows): `share` of each class's clips held back, drawn with
+    `seed`, rounded to whole clips; a class keeps at least one training clip."""
+    if not 0 <= share < 1:
+        raise ValueError(f"holdout must be in [0, 1), got {share}")
+    rng = np.random.default_rng([seed, 7])
+    held = []
+    for label in np.unique(labels):
+        rows = np.flatnonzero(labels == label)
+        n = min(int(round(share * len(rows))), len(rows) - 1)
+        held.append(rng.permutation(rows)[:n])
+    held = np.sort(np.concatenate(held)) if held else np.empty(0, dtype=np.int64)
+    return np.setdiff1d(np.arange(len(labels)), held), held
+
+
+def heldout_metrics(data: train.LabelledClips, rows: np.ndarray, batch_size: int = 64):
+    """evaluate(objective) for the training loop: cross-entropy (without the margin) and
+    accuracy of the head on the clips at `rows`, without augmentation."""
+
+    def evaluate(objective: MACObjective) -> dict:
+        device = next(objective.parameters()).device
+        ce, correct = 0.0, 0
+        for start in range(0, len(rows), batch_size):
+            batch = data.batch(rows[start : start + batch_size])
+            x, y = batch["x"].to(device), batch["y"].to(device)
+            logits = objective.head(objective.embed(x))
+            ce += float(F.cross_entropy(logits, y, reduction="sum"))
+            correct += int((logits.argmax(1) == y).sum())
+        return {"heldout_ce": ce / len(rows), "heldout_accuracy": correct / len(rows)}
+
+    return evaluate
+
+
 def finetune(
     settings: FinetuneSettings,
     cache_prefixes: list[str | Path],
@@ -195,8 +231,18 @@ def finetune(
     if len(classes) != label_table["class_index"].max() + 1:
         raise ValueError("class indices must be 0..C-1 without gaps")
     data = train.LabelledClips(cache_prefixes, stats, labels_for_cache(cache_prefixes, label_table))
+    training, evaluate = data, None
+    if settings.holdout > 0:
+        rows, held = holdout_split(data.labels.numpy(), settings.holdout, settings.loop.seed)
+        training = train.ClipSubset(data, rows)
+        evaluate = heldout_metrics(data, held) if len(held) else None
     objective = MACObjective(encoder, len(classes), settings)
-    resolved = {"stage": "finetune", **settings.to_dict(), "classes": classes, "clips": len(data)}
+    resolved = {
+        "stage": "finetune",
+        **settings.to_dict(),
+        "classes": classes,
+        "clips": len(training),
+    }
 
     def describe(obj: MACObjective) -> dict:
         return checkpoint.make_state(
@@ -213,7 +259,15 @@ def finetune(
     metrics = out_path.with_name(out_path.stem + ".metrics.jsonl")
     scale = layer_scale(encoder.cfg.depth, settings.layer_decay)
     objective = train.run_training(
-        objective, data, settings.loop, resume, metrics, describe, lr_scale=scale, progress=progress
+        objective,
+        training,
+        settings.loop,
+        resume,
+        metrics,
+        describe,
+        lr_scale=scale,
+        progress=progress,
+        evaluate=evaluate,
     )
     if train.init_distributed()[0] == 0:
         final = {**describe(objective), **objective.checkpoint_state(), "step": settings.loop.steps}

@@ -65,6 +65,26 @@ class CachedClips:
         return {"x": self.clips(indices)}
 
 
+class ClipSubset:
+    """The clips of `data` at `rows` (e.g. the training part of a held-back split), indexed
+    0..len(rows)-1 like a cached set of their own."""
+
+    def __init__(self, data: CachedClips, rows: np.ndarray):
+        self.data, self.rows = data, np.asarray(rows, dtype=np.int64)
+        if len(self.rows) == 0:
+            raise ValueError("a clip subset needs at least one clip")
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.data.shape
+
+    def batch(self, indices: np.ndarray) -> dict[str, torch.Tensor]:
+        return self.data.batch(self.rows[np.asarray(indices)])
+
+
 class LabelledClips(CachedClips):
     """Cached clips with one integer class label per clip (rows in cache order)."""
 
@@ -258,11 +278,14 @@ def run_training(
     lr_scale: Callable[[str], float] | None = None,
     device: torch.device | None = None,
     progress: bool = True,
+    evaluate: Callable[[nn.Module], dict] | None = None,
 ) -> nn.Module:
     """Train `objective` for `loop.steps` steps, resuming from `resume_path` when it matches.
 
     `describe(objective)` returns the checkpoint body (see checkpoint.make_state) without the
     loop's own entries; the resume file adds optimizer, step and the objective's extra state.
+    `evaluate(objective)`, when given, runs at every metric line (in eval mode, without
+    gradients) and its figures join that line.
     """
     rank, world = init_distributed()
     device = device or pick_device()
@@ -321,6 +344,8 @@ def run_training(
             line = {"step": done, **{k: float(np.mean(v)) for k, v in meter.items()}}
             line["seconds_per_step"] = (time.perf_counter() - tick) / len(meter["loss"])
             line["processes"] = world
+            if evaluate is not None and rank == 0:
+                line.update(_evaluated(objective, evaluate))
             if rank == 0:
                 with open(metrics_path, "a") as f:
                     f.write(json.dumps(line) + "\n")
@@ -332,6 +357,17 @@ def run_training(
     if world > 1:
         dist.barrier()
     return objective
+
+
+def _evaluated(objective: nn.Module, evaluate: Callable[[nn.Module], dict]) -> dict:
+    """`evaluate(objective)` in eval mode without gradients, training mode restored after."""
+    was_training = objective.training
+    objective.eval()
+    try:
+        with torch.no_grad():
+            return {k: float(v) for k, v in evaluate(objective).items()}
+    finally:
+        objective.train(was_training)
 
 
 def _save_resume(objective, optimizer, path: Path, describe, step: int) -> None:

@@ -317,6 +317,10 @@ def cmd_bench(args: argparse.Namespace) -> None:
             args.n_frames or 1024,
             args.precision,
         )
+    elif args.what == "jobs":
+        from asdflow import bench_jobs
+
+        bench_jobs.main(Path(args.log) if args.log else None, Path("."))
     elif args.what == "knn":
         from asdflow import bench_knn
 
@@ -541,6 +545,7 @@ def build_parser() -> argparse.ArgumentParser:
             "pretrain-memory",
             "clustering",
             "knn",
+            "jobs",
             "hours",
             "quality",
             "precision",
@@ -587,6 +592,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--results", default="results", help="(quality, finetune) results of the run")
     p.add_argument("--run", default="na", help="(finetune) the run whose fine-tuning is varied")
+    p.add_argument(
+        "--log", default="", help="(jobs) a Snakemake log (default: the newest in .snakemake/log)"
+    )
     p.add_argument("--sweep-steps", default="100,300,1000,3000", help="(finetune) steps values")
     p.add_argument("--sweep-lr", default="", help="(finetune) learning rates, comma-separated")
     p.add_argument("--sweep-pooling", default="mean,freq", help="(finetune) poolings")

@@ -1,0 +1,50 @@
+"""`asdflow bench jobs`: per-rule job times read from a Snakemake log."""
+
+import pytest
+
+from asdflow import bench_jobs
+
+LOG = """Building DAG of jobs...
+[Wed Dec  2 12:09:57 2026]
+localrule synth_machine:
+    output: resources/synthetic/eval/ventilator
+    jobid: 18
+    wildcards: set=eval, machine=ventilator
+[Wed Dec  2 12:09:58 2026]
+rule finetune:
+    output: results/finetune/na/seed0/model.pt
+    jobid: 7
+Select jobs to execute...
+[Wed Dec  2 12:10:03 2026]
+Finished jobid: 18 (Rule: synth_machine)
+1 of 3 steps (33%) done
+[Wed Dec  2 12:10:03 2026]
+localrule synth_machine:
+    jobid: 20
+[Wed Dec  2 12:11:00 2026]
+Finished jobid: 7 (Rule: finetune)
+[Wed Dec  2 12:11:10 2026]
+Finished jobid: 20 (Rule: synth_machine)
+"""
+
+
+def test_job_times_pair_starts_with_ends_per_job(tmp_path):
+    log = tmp_path / "run.snakemake.log"
+    log.write_text(LOG)
+    jobs = bench_jobs.job_times(log).set_index("jobid")
+    assert jobs.loc[18, "seconds"] == 6 and jobs.loc[7, "seconds"] == 62
+    assert jobs.loc[20, "seconds"] == 67 and jobs.loc[20, "rule"] == "synth_machine"
+    per_rule, wall = bench_jobs.summarize(jobs.reset_index())
+    assert per_rule.loc["synth_machine", "jobs"] == 2
+    assert per_rule.loc["synth_machine", "total_s"] == 73
+    assert per_rule.index[0] == "synth_machine" and wall == 73
+    assert per_rule["share"].sum() == pytest.approx(1.0)
+
+
+def test_no_log_is_an_error_naming_the_folder(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no Snakemake log"):
+        bench_jobs.newest_log(tmp_path)
+    (tmp_path / ".snakemake/log").mkdir(parents=True)
+    (tmp_path / ".snakemake/log/a.snakemake.log").write_text("Building DAG of jobs...\n")
+    with pytest.raises(ValueError, match="no finished jobs"):
+        bench_jobs.main(None, tmp_path)

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from asdflow import bench_quality
+from asdflow import bench_hours, bench_quality
 from asdflow.data import synth
 
 
@@ -82,5 +82,5 @@ def test_config_files_merge_later_over_earlier(tmp_path):
     base, over = tmp_path / "a.yaml", tmp_path / "b.yaml"
     base.write_text("finetune:\n  common: {steps: 100, lr: 0.1}\n  seeds: [0]\n")
     over.write_text("finetune:\n  common: {steps: 400}\n")
-    config = bench_quality.load_config([base, over])
+    config = bench_hours.merged_config([base, over])
     assert config["finetune"] == {"common": {"steps": 400, "lr": 0.1}, "seeds": [0]}

@@ -149,6 +149,11 @@ def test_holdout_logs_heldout_figures_and_trains_on_the_rest(tmp_path):
                 )
         else:
             assert all("heldout_ce" not in line for line in lines)
+    # a share outside [0, 1) is an error, not silently "no holdout"
+    for bad in (-0.1, 1.0):
+        settings = train.settings_from_dict(finetune.FinetuneSettings, {**common, "holdout": bad})
+        with pytest.raises(ValueError, match="holdout must be in"):
+            finetune.finetune(settings, [prefix], labels, tmp_path / "bad/model.pt", progress=False)
 
 
 def test_training_loop_evaluates_in_eval_mode_without_gradients(tmp_path):

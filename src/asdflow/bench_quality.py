@@ -19,6 +19,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from asdflow import features, knn, metrics, models, score, tables
+from asdflow.bench_hours import merged_config
 from asdflow.data import synth
 
 LOGMEL = "logmel_knn"
@@ -224,17 +225,9 @@ def bench_quality(
     print(kinds.round(3).to_string())
 
 
-def load_config(config_paths: list[Path]) -> dict:
-    """The run's configuration from its files, later ones over earlier ones (as Snakemake merges
-    `--configfile a b`)."""
-    from asdflow.bench_hours import merged_config
-
-    return merged_config([Path(p) for p in config_paths])
-
-
 def main(config_paths: list[Path], results: Path, out: Path) -> None:
     """`asdflow bench quality`: the diagnosis of the finished synthetic run of `config_paths`."""
-    config = load_config(config_paths)
+    config = merged_config(config_paths)
     if config.get("data_source") != "synthetic":
         names = " ".join(map(str, config_paths))
         raise ValueError(f"{names}: bench quality needs the synthetic factory's ground truth")
@@ -277,7 +270,7 @@ def finetune_sweep(
     Finished variants are read back, interrupted ones resume."""
     from asdflow import checkpoint, finetune, train
 
-    config = load_config(config_paths)
+    config = merged_config(config_paths)
     synthetic, ft = config["synthetic"], config["finetune"]
     if run not in ft["runs"]:
         names = " ".join(map(str, config_paths))

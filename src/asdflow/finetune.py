@@ -232,7 +232,7 @@ def finetune(
         raise ValueError("class indices must be 0..C-1 without gaps")
     data = train.LabelledClips(cache_prefixes, stats, labels_for_cache(cache_prefixes, label_table))
     training, evaluate = data, None
-    if settings.holdout > 0:
+    if settings.holdout:  # holdout_split rejects values outside [0, 1)
         rows, held = holdout_split(data.labels.numpy(), settings.holdout, settings.loop.seed)
         training = train.ClipSubset(data, rows)
         evaluate = heldout_metrics(data, held) if len(held) else None

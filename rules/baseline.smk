@@ -23,8 +23,8 @@ rule score_logmel_knn:
     conda:
         ENV
     shell:
-        "{params.asdflow} score-logmel --features-dir {params.features_dir} --norm-stats {input.stats} "
-        "--out-dir {params.out_dir} {params.knn} > {log} 2>&1"
+        "{params.asdflow} score-logmel --features-dir {params.features_dir:q} --norm-stats {input.stats:q} "
+        "--out-dir {params.out_dir:q} {params.knn} > {log:q} 2>&1"
 
 
 rule baseline_ae:
@@ -53,7 +53,7 @@ rule baseline_ae:
     conda:
         ENV
     shell:
-        "{params.asdflow} baseline-ae --features-dir {params.features_dir} "
-        "--settings {params.settings_json} --out-mse {params.out_mse} "
-        "--out-maha {params.out_maha} --model {output.model} --threads {threads} "
-        "--quiet > {log} 2>&1"
+        "{params.asdflow} baseline-ae --features-dir {params.features_dir:q} "
+        "--settings {params.settings_json} --out-mse {params.out_mse:q} "
+        "--out-maha {params.out_maha:q} --model {output.model:q} --threads {threads} "
+        "--quiet > {log:q} 2>&1"

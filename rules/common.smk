@@ -2,6 +2,7 @@
 import hashlib
 import json
 import os
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 SRC = Path(workflow.basedir) / "src"
 sys.path.insert(0, str(SRC))
 
-from asdflow.data.datasets import resolve_datasets
+from asdflow.data.datasets import missing_extra_note, resolve_datasets
 
 validate(config, "../config/schema.yaml")
 
@@ -20,6 +21,18 @@ DATASETS = {d.name: d for d in resolve_datasets(config)}
 SCORED = [d for d in DATASETS.values() if d.role in ("dev", "eval")]
 SYNTH_ROOT = config["synthetic"]["root"]
 ENV = "../envs/asdflow.yaml"
+
+
+def literal_pattern(names):
+    """A wildcard regex matching exactly these names (longest first)."""
+    return "|".join(re.escape(n) for n in sorted(set(names), key=len, reverse=True))
+
+
+# Data set and machine type names are matched literally, so that a name with an underscore
+# (`my_pump`) cannot split differently in `{dataset}_{machine}`.
+wildcard_constraints:
+    dataset=literal_pattern(DATASETS),
+    machine=literal_pattern(m for d in DATASETS.values() for m in d.machine_types),
 
 
 def code_version(*modules):
@@ -64,6 +77,12 @@ def ground_truth_arg(wildcards):
     """`--ground-truth LIST` for eval sets whose labels live outside the file names, else ""."""
     path = DATASETS[wildcards.dataset].ground_truth.get(wildcards.machine, "")
     return f"--ground-truth {shlex.quote(path)}" if path else ""
+
+
+def archive_md5_arg(wildcards):
+    """`--md5 HEX` when the config pins this archive's checksum (dcase.checksums), else ""."""
+    md5 = config["dcase"]["checksums"].get(f"{wildcards.year}/{wildcards.stem}.zip")
+    return f"--md5 {md5}" if md5 else ""
 
 
 def custom_machine_arg(wildcards):
@@ -253,6 +272,20 @@ def run_titles():
     """`run=title` arguments for the tables."""
     titles = {**{run: RUNS[run].get("title", run) for run in RUNS}, **BASELINES}
     return " ".join(shlex.quote(f"{run}={title}") for run, title in titles.items())
+
+
+# Without an "extra" data set DAP-full pre-trains on DAP's data: say so now and under the tables.
+DAP_FULL_NOTE = ""
+if any("dap_full" in (r["init"], r["labels"]) for r in RUNS.values()) and not any(
+    d.role == "extra" for d in DATASETS.values()
+):
+    DAP_FULL_NOTE = missing_extra_note()
+    print(f"Warning: {DAP_FULL_NOTE}", file=sys.stderr)
+
+
+def table_note():
+    """`--note TEXT` for the tables when DAP-full has no data of its own, else ""."""
+    return f"--note {shlex.quote(DAP_FULL_NOTE)}" if DAP_FULL_NOTE else ""
 
 
 def runner(wildcards, resources):

@@ -26,13 +26,13 @@ rule synth_machine:
     conda:
         ENV
     shell:
-        "{params.asdflow} synth --root {params.root} --set {wildcards.set} "
+        "{params.asdflow} synth --root {params.root:q} --set {wildcards.set} "
         "--machine-type {wildcards.machine} --seed {params.seed} "
         "--clip-seconds {params.clip_seconds} --severity {params.severity} "
         "--train-source {params.counts[train_source]} --train-target {params.counts[train_target]} "
         "--test-per-quadrant {params.counts[test_per_quadrant]} "
         "--supplemental {params.counts[supplemental]} {params.custom} "
-        "--workers {threads} > {log} 2>&1"
+        "--workers {threads} > {log:q} 2>&1"
 
 
 rule download_archive:
@@ -44,9 +44,14 @@ rule download_archive:
         asdflow=runner,
         base_url=config["dcase"].get("base_url", "https://zenodo.org"),
         dest=lambda wildcards, output: str(Path(output[0]).parents[1]),
+        md5=archive_md5_arg,
+        max_gb=config["dcase"]["max_unpacked_gb"],
+        max_ratio=config["dcase"]["max_compression_ratio"],
     threads: 1
     conda:
         ENV
     shell:
         "{params.asdflow} download --year {wildcards.year} --zip {wildcards.stem}.zip "
-        "--dest {params.dest} --base-url {params.base_url} --quiet > {log} 2>&1"
+        "--dest {params.dest:q} --base-url {params.base_url:q} {params.md5} "
+        "--max-unpacked-gb {params.max_gb} --max-compression-ratio {params.max_ratio} "
+        "--quiet > {log:q} 2>&1"

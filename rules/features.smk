@@ -30,9 +30,9 @@ rule features:
     conda:
         ENV
     shell:
-        "{params.asdflow} features --machine-dir {params.machine_dirs} {params.ground_truth} "
-        "--out-dir {params.out_dir} --sample-rate {params.sample_rate} "
-        "--n-frames {params.n_frames} --channel {params.channel} > {log} 2>&1"
+        "{params.asdflow} features --machine-dir {params.machine_dirs:q} {params.ground_truth} "
+        "--out-dir {params.out_dir:q} --sample-rate {params.sample_rate} "
+        "--n-frames {params.n_frames} --channel {params.channel} > {log:q} 2>&1"
 
 
 rule norm_stats:
@@ -52,5 +52,5 @@ rule norm_stats:
     conda:
         ENV
     shell:
-        "{params.asdflow} norm-stats --train {input} --mode {params.mode} --mean {params.mean} "
-        "--std {params.std} --out {output} > {log} 2>&1"
+        "{params.asdflow} norm-stats --train {input:q} --mode {params.mode} --mean {params.mean} "
+        "--std {params.std} --out {output:q} > {log:q} 2>&1"

@@ -25,6 +25,6 @@ rule finetune:
     conda:
         ENV
     shell:
-        "{params.asdflow} finetune --cache {input.cache} --labels {input.labels} "
-        "--settings {params.settings_json} --out {output} --threads {threads} --quiet "
-        "> {log} 2>&1"
+        "{params.asdflow} finetune --cache {input.cache:q} --labels {input.labels:q} "
+        "--settings {params.settings_json} --out {output:q} --threads {threads} --quiet "
+        "> {log:q} 2>&1"

@@ -18,8 +18,8 @@ rule synth_general:
     conda:
         ENV
     shell:
-        "{params.asdflow} synth --root {params.root} --general {params.clips} --seed {params.seed} "
-        "--clip-seconds {params.clip_seconds} --workers {threads} > {log} 2>&1"
+        "{params.asdflow} synth --root {params.root:q} --general {params.clips} --seed {params.seed} "
+        "--clip-seconds {params.clip_seconds} --workers {threads} > {log:q} 2>&1"
 
 
 rule features_general:
@@ -41,9 +41,9 @@ rule features_general:
     conda:
         ENV
     shell:
-        "{params.asdflow} features --plain-dir {input} --out-dir {params.out_dir} "
+        "{params.asdflow} features --plain-dir {input:q} --out-dir {params.out_dir:q} "
         "--sample-rate {params.sample_rate} --n-frames {params.n_frames} "
-        "--channel {params.channel} > {log} 2>&1"
+        "--channel {params.channel} > {log:q} 2>&1"
 
 
 rule norm_stats_general:
@@ -61,7 +61,7 @@ rule norm_stats_general:
     conda:
         ENV
     shell:
-        "{params.asdflow} norm-stats --train {input} --mode train --out {output} > {log} 2>&1"
+        "{params.asdflow} norm-stats --train {input:q} --mode train --out {output:q} > {log:q} 2>&1"
 
 
 if config["pretrain"]["general"]["source"] == "import":
@@ -80,7 +80,7 @@ if config["pretrain"]["general"]["source"] == "import":
         conda:
             ENV
         shell:
-            "{params.asdflow} import-eat {input} --out {output} > {log} 2>&1"
+            "{params.asdflow} import-eat {input:q} --out {output:q} > {log:q} 2>&1"
 
 else:
 
@@ -104,9 +104,9 @@ else:
         conda:
             ENV
         shell:
-            "{params.asdflow} pretrain --cache {input.cache} --norm-stats {input.stats} "
-            "--settings {params.settings_json} --out {output} --threads {threads} "
-            "--quiet > {log} 2>&1"
+            "{params.asdflow} pretrain --cache {input.cache:q} --norm-stats {input.stats:q} "
+            "--settings {params.settings_json} --out {output:q} --threads {threads} "
+            "--quiet > {log:q} 2>&1"
 
 
 rule pretrain_dap:
@@ -133,5 +133,5 @@ rule pretrain_dap:
     conda:
         ENV
     shell:
-        "{params.asdflow} pretrain --cache {input.cache} --settings {params.settings_json} "
-        "--out {output} --threads {threads} --quiet > {log} 2>&1"
+        "{params.asdflow} pretrain --cache {input.cache:q} --settings {params.settings_json} "
+        "--out {output:q} --threads {threads} --quiet > {log:q} 2>&1"

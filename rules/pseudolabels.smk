@@ -26,8 +26,8 @@ rule embed_train:
     conda:
         ENV
     shell:
-        "{params.asdflow} embed --checkpoint {input.checkpoint} {params.machines} --splits train "
-        "--threads {threads} > {log} 2>&1"
+        "{params.asdflow} embed --checkpoint {input.checkpoint:q} {params.machines} --splits train "
+        "--threads {threads} > {log:q} 2>&1"
 
 
 rule cluster:
@@ -56,7 +56,7 @@ rule cluster:
     conda:
         ENV
     shell:
-        "{params.asdflow} cluster {params.jobs} {params.args} > {log} 2>&1"
+        "{params.asdflow} cluster {params.jobs} {params.args} > {log:q} 2>&1"
 
 
 rule label_space:
@@ -77,8 +77,8 @@ rule label_space:
     conda:
         ENV
     shell:
-        "{params.asdflow} labels --index {params.indexes} --pseudo {input.pseudo} --out {output} "
-        "> {log} 2>&1"
+        "{params.asdflow} labels --index {params.indexes:q} --pseudo {input.pseudo:q} --out {output:q} "
+        "> {log:q} 2>&1"
 
 
 rule pseudolabel_quality:
@@ -98,7 +98,7 @@ rule pseudolabel_quality:
         asdflow=runner,
         entries=" ".join(
             f"--machine {e} results/pseudolabels/{e}/{d}/{m}.csv "
-            f"results/features/{d}/{m}/train.csv {hidden_truth(d, m) or '-'}"
+            f"results/features/{d}/{m}/train.csv {shlex.quote(hidden_truth(d, m) or '-')}"
             for e in config["pseudolabels"]["encoders"]
             for d, m in machine_pairs(SCORED)
         ),
@@ -107,8 +107,8 @@ rule pseudolabel_quality:
     conda:
         ENV
     shell:
-        "{params.asdflow} pseudolabel-quality {params.entries} --out-md {output.md} "
-        "--out-csv {output.csv} > {log} 2>&1"
+        "{params.asdflow} pseudolabel-quality {params.entries} --out-md {output.md:q} "
+        "--out-csv {output.csv:q} > {log:q} 2>&1"
 
 
 rule tsne_figure:
@@ -139,6 +139,6 @@ rule tsne_figure:
     conda:
         ENV
     shell:
-        "{params.asdflow} tsne --encoders {params.encoders} --embeddings {input.embeddings} "
-        "--pseudo {input.pseudo} --index {input.index} --truth {params.truth} "
-        "--out {output} > {log} 2>&1"
+        "{params.asdflow} tsne --encoders {params.encoders} --embeddings {input.embeddings:q} "
+        "--pseudo {input.pseudo:q} --index {input.index:q} --truth {params.truth:q} "
+        "--out {output:q} > {log:q} 2>&1"

@@ -20,7 +20,7 @@ rule evaluate:
         ENV
     shell:
         "{params.asdflow} evaluate --run {wildcards.run} --seed {wildcards.seed} {params.machines} "
-        "--out {output} > {log} 2>&1"
+        "--out {output:q} > {log:q} 2>&1"
 
 
 rule tables:
@@ -52,14 +52,15 @@ rule tables:
         table2=config["tables"]["table2"],
         titles=run_titles(),
         out_dir=parent_of("output"),
+        note=table_note(),
         code=code_version("tables.py", "figures.py"),
     threads: 1
     conda:
         ENV
     shell:
-        "{params.asdflow} tables --metrics {input} --table1 {params.baselines} {params.table1} "
+        "{params.asdflow} tables --metrics {input:q} --table1 {params.baselines} {params.table1} "
         "--table2 {params.baselines} {params.table2} --titles {params.titles} "
-        "--out-dir {params.out_dir} --figure results/figures/runs.png > {log} 2>&1"
+        "--out-dir {params.out_dir:q} --figure results/figures/runs.png {params.note} > {log:q} 2>&1"
 
 
 rule score_figure:
@@ -86,5 +87,5 @@ rule score_figure:
     conda:
         ENV
     shell:
-        "{params.asdflow} score-figure --run {wildcards.run} {params.machines} --out {output} "
-        "> {log} 2>&1"
+        "{params.asdflow} score-figure --run {wildcards.run} {params.machines} --out {output:q} "
+        "> {log:q} 2>&1"

@@ -33,5 +33,5 @@ rule score_run:
     conda:
         ENV
     shell:
-        "{params.asdflow} score-encoder --checkpoint {input.model} {params.machines} {params.knn} "
-        "--threads {threads} > {log} 2>&1"
+        "{params.asdflow} score-encoder --checkpoint {input.model:q} {params.machines} {params.knn} "
+        "--threads {threads} > {log:q} 2>&1"

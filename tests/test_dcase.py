@@ -4,6 +4,7 @@ clip tables built from a tiny generated machine folder."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -333,6 +334,37 @@ def test_machine_clip_table_missing_ground_truth_row(data_root: Path) -> None:
 def test_machine_clip_table_without_wavs(tmp_path: Path) -> None:
     (tmp_path / "fan" / "train").mkdir(parents=True)
     with pytest.raises(FileNotFoundError, match="no wav files"):
+        machine_clip_table(tmp_path / "fan")
+
+
+def test_upper_case_wav_extension_is_read(tmp_path: Path) -> None:
+    write_wav(tmp_path / "fan/train/section_00_source_train_normal_0000_a_1.WAV")
+    write_wav(tmp_path / "fan/train/section_00_source_train_normal_0001_a_1.wav")
+    table = machine_clip_table(tmp_path / "fan")
+    assert sorted(Path(f).suffix for f in table["file"]) == [".WAV", ".wav"]
+
+
+def test_empty_train_folder_fails_where_the_data_set_is_read(tmp_path: Path) -> None:
+    (tmp_path / "fan/train").mkdir(parents=True)
+    write_wav(tmp_path / "fan/test/section_00_source_test_normal_0000_a_1.wav")
+    with pytest.raises(FileNotFoundError, match=r"fan/train: the folder holds no wav files"):
+        machine_clip_table(tmp_path / "fan")
+
+
+def test_machine_folder_without_train_or_test_is_named_not_dropped(data_root: Path) -> None:
+    write_wav(data_root / "pump/section_00_source_train_normal_0000_a_1.wav")
+    with pytest.raises(FileNotFoundError, match=r"pump: wav files but no train/ or test/"):
+        discover_machine_types(data_root)
+    with pytest.raises(FileNotFoundError, match="pump"):
+        dataset_clip_table(data_root)
+    # listed machine types are read without looking at the others
+    assert set(dataset_clip_table(data_root, ["fan"])["machine_type"]) == {"fan"}
+
+
+def test_bad_file_name_error_gives_the_whole_path(tmp_path: Path) -> None:
+    write_wav(tmp_path / "fan/train/recording_01.wav")
+    bad = re.escape(str(tmp_path / "fan/train/recording_01.wav"))
+    with pytest.raises(FileNameError, match=f"^{bad}: unknown"):
         machine_clip_table(tmp_path / "fan")
 
 

@@ -2,6 +2,7 @@
 from a local HTTP server that stands in for Zenodo."""
 
 import functools
+import hashlib
 import http.server
 import shutil
 import threading
@@ -37,6 +38,8 @@ def dcase_config(datasets: dict, download: bool = False, base_url: str = "") -> 
 def test_folders_on_disk(tmp_path):
     raw = tmp_path / "raw"
     make_machine(raw, "dev", "motor")
+    # users' own machine types have underscores: `{dataset}_{machine}` must not split them
+    (raw / "dev/motor").rename(raw / "dev/my_motor")
     make_machine(raw, "eval", "spindle")
     truth = raw / "ground_truth/eval/spindle_eval_data_list.csv"
     datasets = {
@@ -44,10 +47,22 @@ def test_folders_on_disk(tmp_path):
         "eval2025": {"role": "eval", "roots": [str(raw / "eval")], "ground_truth": str(truth)},
     }
     work = write_workdir(tmp_path / "work", dcase_config(datasets))
+    plan = run_snakemake(work, "-n", "-p")
+    plan_text = plan.stdout + plan.stderr
+    assert "results/figures/tsne/dev2025_my_motor.png" in plan_text
+    # no "extra" set: DAP-full has DAP's data; said at configuration time and under the tables
+    assert "no data set has role 'extra'" in plan_text
+    assert "--note" in plan_text
     run_snakemake(work, "--cores", "2", BASELINE_METRICS)
     metrics = pd.read_csv(work / BASELINE_METRICS)
-    assert sorted(metrics["machine_type"]) == ["motor", "spindle"]
+    assert sorted(metrics["machine_type"]) == ["my_motor", "spindle"]
     assert set(metrics["dataset"]) == {"dev2025", "eval2025"}
+
+
+def test_dcase_source_without_data_sets_fails_at_configuration_time(tmp_path):
+    proc = run_snakemake(write_workdir(tmp_path, dcase_config({})), "-n", check=False)
+    assert proc.returncode != 0
+    assert "dcase.datasets is empty" in proc.stdout + proc.stderr
 
 
 @pytest.fixture
@@ -96,8 +111,20 @@ def test_download_from_a_local_server(tmp_path, zenodo):
             "ground_truth": str(truth),
         },
     }
-    work = write_workdir(tmp_path / "work", dcase_config(datasets, True, base_url))
+    config = dcase_config(datasets, True, base_url)
+    # a checksum pinned in the config is checked: a wrong one fails the download ...
+    fan_zip = www / "records/15097779/files/dev_fan.zip"
+    config["dcase"]["checksums"] = {"2025/dev_fan.zip": "0" * 32}
+    work = write_workdir(tmp_path / "work", config)
     shutil.rmtree(raw)  # everything must now come through the server
+    failed = run_snakemake(work, "--cores", "1", "resources/dcase/2025/dev_fan", check=False)
+    assert failed.returncode != 0
+    assert "differs from the expected" in (work / "logs/download/2025/dev_fan.log").read_text()
+    # ... and the right one lets it through
+    config["dcase"]["checksums"] = {
+        "2025/dev_fan.zip": hashlib.md5(fan_zip.read_bytes()).hexdigest()
+    }
+    write_workdir(tmp_path / "work", config)
     run_snakemake(work, "--cores", "2", BASELINE_METRICS)
     assert (work / "resources/dcase/2025/zips/dev_fan.zip").is_file()
     assert (work / "resources/dcase/2025/eval_data_Polisher_test/Polisher/test").is_dir()

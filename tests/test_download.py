@@ -342,11 +342,67 @@ def test_download_archive_end_to_end(server, tmp_path: Path) -> None:
     assert len(server.hits[path]) == 2  # the truncated try and its resume; none for the rerun
 
 
-def test_download_archive_garbage_is_an_archive_error(server, tmp_path: Path) -> None:
-    serve(server, FAN, b"<html>rate limited</html>" * 20)
-    with pytest.raises(ArchiveError, match="dev_fan.zip"):
+def test_download_archive_garbage_is_moved_aside_and_the_rerun_fetches_again(
+    server, tmp_path: Path
+) -> None:
+    path = serve(server, FAN, b"<html>rate limited</html>" * 20)
+    with pytest.raises(ArchiveError, match=r"dev_fan.zip.*moved it aside to .*dev_fan.zip.bad"):
         download_archive(FAN, tmp_path, base_url=server.base, progress=False)
     assert not (tmp_path / "2025" / "dev_fan").exists()
+    assert not (tmp_path / "2025/zips/dev_fan.zip").exists()
+    assert (tmp_path / "2025/zips/dev_fan.zip.bad").is_file()
+    # the server recovers: the next run downloads the zip again and extracts it
+    serve(server, FAN, make_zip(FAN_ZIP_ENTRIES))
+    out = download_archive(FAN, tmp_path, base_url=server.base, progress=False)
+    assert (out / COMPLETE_MARKER).is_file() and len(server.hits[path]) == 2
+
+
+def test_checksum_from_the_config_is_checked(server, tmp_path: Path) -> None:
+    data = make_zip(FAN_ZIP_ENTRIES)
+    serve(server, FAN, data)
+    with pytest.raises(ChecksumError, match="deleted the download"):
+        download_archive(FAN, tmp_path, server.base, progress=False, md5="0" * 32)
+    assert not list((tmp_path / "2025/zips").iterdir())
+    md5 = hashlib.md5(data).hexdigest()
+    out = download_archive(FAN, tmp_path, server.base, progress=False, md5=md5)
+    assert (out / COMPLETE_MARKER).is_file()
+
+
+def deflated_zip(entries: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def test_safe_extract_refuses_zip_bombs(tmp_path: Path) -> None:
+    bomb = tmp_path / "bomb.zip"
+    bomb.write_bytes(deflated_zip({"fan/zeros.wav": bytes(8 << 20)}))  # 8 MiB, ~1000x smaller
+    with pytest.raises(ArchiveError, match=r"bomb.zip: entry 'fan/zeros.wav' unpacks \d+x"):
+        safe_extract(bomb, tmp_path / "out")
+    big = tmp_path / "big.zip"
+    big.write_bytes(make_zip({"fan/a.bin": bytes(3000)}))
+    with pytest.raises(ArchiveError, match=r"declares 3000 unpacked bytes, over the limit of 2000"):
+        safe_extract(big, tmp_path / "out", max_bytes=2000)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.zip", "bomb.zip"]
+    # the limits are settings: a generous one lets the same archive through
+    safe_extract(bomb, tmp_path / "out", max_ratio=1e6)
+    assert (tmp_path / "out/fan/zeros.wav").stat().st_size == 8 << 20
+
+
+def test_safe_extract_refuses_an_entry_that_lies_about_its_size(tmp_path: Path) -> None:
+    data = bytearray(make_zip({"fan/a.bin": bytes(range(256)) * 20}))
+    # declare 100 unpacked bytes in the local header (offset 22) and the central directory
+    # entry (offset 24): the bytes that come out must not exceed what was declared
+    local, central = data.find(b"PK\x03\x04"), data.find(b"PK\x01\x02")
+    data[local + 22 : local + 26] = (100).to_bytes(4, "little")
+    data[central + 24 : central + 28] = (100).to_bytes(4, "little")
+    liar = tmp_path / "liar.zip"
+    liar.write_bytes(bytes(data))
+    with pytest.raises(ArchiveError, match="liar.zip"):
+        safe_extract(liar, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
 
 
 def test_main_download_writes_the_done_marker(server, tmp_path: Path) -> None:

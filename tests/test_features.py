@@ -99,6 +99,42 @@ def test_empty_and_corrupt_files_name_the_file(tmp_path):
         features.clip_features(corrupt, settings)
 
 
+@pytest.mark.parametrize("subtype, channels", [("PCM_16", 1), ("FLOAT", 2)])
+def test_truncated_wav_is_an_error_naming_the_file_and_lengths(tmp_path, subtype, channels):
+    whole = write(tmp_path / "whole.wav", tone(1.0, channels=channels), subtype=subtype)
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(whole.read_bytes()[:1000])
+    settings = features.FbankSettings(n_frames=32)
+    with pytest.raises(
+        features.AudioError, match=r"cut.wav: truncated wav.* 16000 samples.* holds"
+    ):
+        features.clip_features(cut, settings)
+    features.clip_features(whole, settings)  # the whole file is fine
+
+
+def test_silent_clips_are_counted_in_a_warning(tmp_path):
+    paths = [
+        str(write(tmp_path / "a.wav", tone(0.5))),
+        str(write(tmp_path / "z.wav", np.zeros(8000))),
+    ]
+    clips = pd.DataFrame({"file": paths, "split": "train"})
+    with pytest.warns(UserWarning, match=r"fan \(train\): 1 of 2 clips are digital silence"):
+        features.cache_split(
+            clips,
+            tmp_path / "fan/train.npy",
+            tmp_path / "fan/train.csv",
+            features.FbankSettings(n_frames=32),
+            False,
+        )
+
+
+def test_cache_machine_prints_clip_counts_per_split(tmp_path, capsys):
+    paths = [str(write(tmp_path / f"{i}.wav", tone(0.2, f=300 + i))) for i in range(3)]
+    clips = pd.DataFrame({"file": paths, "split": ["train", "train", "test"]})
+    features.cache_machine(clips, tmp_path / "fan", features.FbankSettings(n_frames=16), False)
+    assert "train 2, test 1, supplemental 0 clips" in capsys.readouterr().out
+
+
 def test_bad_settings_are_refused():
     with pytest.raises(ValueError, match="multiple of 16"):
         features.FbankSettings(n_frames=100)

@@ -1,6 +1,7 @@
 """UFO pre-training: masking statistics, EMA arithmetic, targets, the loss falling, resume."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -97,7 +98,7 @@ def tiny_settings(steps=40, **loop):
             batch_size=8,
             lr=5e-4,
             warmup_steps=5,
-            log_every=5,
+            log_every=loop.pop("log_every", 5),
             checkpoint_every=loop.pop("checkpoint_every", 100),
             **loop,
         ),
@@ -152,15 +153,16 @@ def test_resume_reaches_the_same_state_as_an_uninterrupted_run(tmp_path, monkeyp
         tiny_settings(12), [prefix], tmp_path / "a/model.pt", STATS, progress=False
     )
 
-    # Interrupted: dies after step 8 with its last checkpoint at step 6, then runs again.
-    settings = tiny_settings(12, checkpoint_every=6)
+    # Interrupted: dies in step 9 (metric lines up to step 8 written) with its last checkpoint
+    # at step 6, then runs again.
+    settings = tiny_settings(12, checkpoint_every=6, log_every=2)
     calls = {"n": 0}
     original = pretrain.UFOObjective.after_step
 
     def dying(self, step):
         original(self, step)
         calls["n"] += 1
-        if calls["n"] == 8:
+        if calls["n"] == 9:
             raise KeyboardInterrupt("killed")
 
     monkeypatch.setattr(pretrain.UFOObjective, "after_step", dying)
@@ -170,6 +172,9 @@ def test_resume_reaches_the_same_state_as_an_uninterrupted_run(tmp_path, monkeyp
     assert checkpoint.load_checkpoint(tmp_path / "b/model.resume.pt")["step"] == 6
     assert not (tmp_path / "b/model.pt").exists()
     resumed = pretrain.pretrain(settings, [prefix], tmp_path / "b/model.pt", STATS, progress=False)
+    # the line of step 8 was cut before the rerun wrote it again
+    lines = (tmp_path / "b/model.metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == [2, 4, 6, 8, 10, 12]
 
     a, b = checkpoint.load_checkpoint(full), checkpoint.load_checkpoint(resumed)
     for part in ("encoder", "teacher", "decoder"):
@@ -177,6 +182,42 @@ def test_resume_reaches_the_same_state_as_an_uninterrupted_run(tmp_path, monkeyp
             torch.testing.assert_close(
                 a[part][key], b[part][key], rtol=0, atol=0, msg=f"{part}.{key}"
             )
+
+
+def test_a_finished_run_deletes_its_resume_file_and_a_kill_before_the_output_resumes(
+    tmp_path, monkeypatch, capsys
+):
+    prefix = write_cache(tmp_path / "cache")
+    out = pretrain.pretrain(
+        tiny_settings(4), [prefix], tmp_path / "a/model.pt", STATS, progress=False
+    )
+    assert out.exists() and not (tmp_path / "a/model.resume.pt").exists()
+
+    # Killed after the last step, before the output was written: the resume file stays ...
+    original = checkpoint.save_checkpoint
+
+    def dying(path, state):
+        if Path(path).name == "model.pt":
+            raise KeyboardInterrupt("killed")
+        original(path, state)
+
+    monkeypatch.setattr(checkpoint, "save_checkpoint", dying)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain.pretrain(
+            tiny_settings(4), [prefix], tmp_path / "b/model.pt", STATS, progress=False
+        )
+    monkeypatch.setattr(checkpoint, "save_checkpoint", original)
+    assert checkpoint.load_checkpoint(tmp_path / "b/model.resume.pt")["step"] == 4
+    # ... and the rerun trains no step again, writes the output and then deletes it.
+    capsys.readouterr()
+    again = pretrain.pretrain(
+        tiny_settings(4), [prefix], tmp_path / "b/model.pt", STATS, progress=False
+    )
+    assert "resuming at step 4" in capsys.readouterr().out
+    assert not (tmp_path / "b/model.resume.pt").exists()
+    a, b = checkpoint.load_checkpoint(out), checkpoint.load_checkpoint(again)
+    for key in a["encoder"]:
+        torch.testing.assert_close(a["encoder"][key], b["encoder"][key], rtol=0, atol=0)
 
 
 def test_dap_continues_from_a_checkpoint_and_keeps_its_normalisation(tmp_path):

@@ -74,3 +74,12 @@ def test_empty_group_is_nan_and_markdown_shows_a_dash():
     assert np.isnan(table.loc[0, "eval_mean"])
     text = tables.to_markdown(tables.formatted(table))
     assert "| - |" in text
+
+
+def test_a_note_follows_the_markdown_table_and_ends_the_latex_caption(tmp_path):
+    table = tables.paper_table(per_machine().assign(seed=0), ["a"], {})
+    tables.write_table(table, tmp_path / "t", caption="Scores.", note="DAP-full repeats DAP")
+    assert (tmp_path / "t.md").read_text().endswith("\nNote: DAP-full repeats DAP\n")
+    assert "\\caption{Scores. Note: DAP-full repeats DAP.}" in (tmp_path / "t.tex").read_text()
+    tables.write_table(table, tmp_path / "u", caption="Scores.")
+    assert "Note" not in (tmp_path / "u.md").read_text() + (tmp_path / "u.tex").read_text()

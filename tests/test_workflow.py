@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -44,10 +45,29 @@ def test_dry_run_plans_one_job_per_machine_and_stage(tiny_workdir):
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
     """A work folder where the tiny demo DAG has run to the end (shared by the rerun tests,
-    which only dry-run against it and put its configuration back)."""
-    work = write_workdir(tmp_path_factory.mktemp("finished"), tiny_config())
-    run_snakemake(work, "--cores", "2")
-    return work
+    which only dry-run against it and put its configuration back).
+
+    It is run the way a user runs the demo, `make run`, in a copy of the checkout whose path
+    holds a space and a non-ASCII character, with the synthetic data under such a path too.
+    """
+    clone = copy_workflow(tmp_path_factory.mktemp("finished") / "my clone é")
+    for name in ("Makefile", "pyproject.toml"):
+        shutil.copy2(REPO / name, clone / name)
+    # the venv running these tests stands in for the clone's own; never reinstall it from here
+    (clone / ".venv").symlink_to(Path(sys.prefix))
+    config = tiny_config()
+    config["synthetic"]["root"] = "resources/synth é data"
+    write_workdir(clone, config)
+    proc = subprocess.run(
+        ["make", "-o", ".venv/.installed", "run", "CORES=2"],
+        cwd=clone,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, f"make run failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
+    assert "Table 2 (results/tables/table2.md):" in proc.stdout
+    assert (clone / "resources/synth é data/dev").is_dir()
+    return clone
 
 
 def planned_after(work, change, *args) -> dict[str, int]:
@@ -422,6 +442,10 @@ def test_official_weights_are_imported_and_continued_by_dap(tmp_path):
         (lambda c: c["finetune"]["runs"].update(x={"init": "general", "labels": "gpt"}), "gpt"),
         (lambda c: c["finetune"].update(seeds=[]), "seeds"),
         (lambda c: c["tables"].update(table1=["nope"]), "nope"),
+        (
+            lambda c: c["synthetic"]["sets"].update(dev=["motorr"]),
+            "synthetic.sets.dev: unknown machine type 'motorr' (did you mean 'motor'?)",
+        ),
     ],
 )
 def test_bad_experiment_matrix_is_a_clear_error(tmp_path, change, message):

@@ -8,6 +8,8 @@ import json
 import sys
 from pathlib import Path
 
+from asdflow import __version__
+
 
 def _limit_threads() -> None:
     """Snakemake runs one job per core: keep torch from oversubscribing them."""
@@ -37,6 +39,32 @@ def cmd_download(args: argparse.Namespace, extra: list[str]) -> int:
 DELEGATED = {"synth", "download", "import-eat", "cluster", "labels"}
 
 
+# --- configuration --------------------------------------------------------------------------------
+
+
+def cmd_check_config(args: argparse.Namespace) -> None:
+    """Parse each config file as Snakemake will; Snakemake's own error names no file or line."""
+    import yaml
+
+    for path in args.files:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as err:
+            raise FileNotFoundError(
+                f"{path}: cannot read the config file ({err.strerror})"
+            ) from err
+        try:
+            content = yaml.safe_load(text)
+        except yaml.MarkedYAMLError as err:
+            mark = err.problem_mark or err.context_mark
+            where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
+            raise ValueError(f"{where}: invalid YAML: {err.problem or err.context}") from None
+        except yaml.YAMLError as err:
+            raise ValueError(f"{path}: invalid YAML: {err}") from None
+        if content is not None and not isinstance(content, dict):
+            raise ValueError(f"{path}: a config file must map keys to values at its top level")
+
+
 # --- features -----------------------------------------------------------------------------------
 
 
@@ -64,6 +92,10 @@ def cmd_features(args: argparse.Namespace) -> None:
         [dcase.machine_clip_table(Path(d), truth, attribute_keys=keys) for d in args.machine_dir],
         ignore_index=True,
     )
+    if not (clips["split"] == "train").any():
+        raise FileNotFoundError(
+            f"{', '.join(args.machine_dir)}: no training clips (train/*.wav) for this machine type"
+        )
     features.cache_machine(clips, Path(args.out_dir), settings)
 
 
@@ -217,9 +249,11 @@ def cmd_tables(args: argparse.Namespace) -> None:
     out.mkdir(parents=True, exist_ok=True)
     for name, runs in (("table1", args.table1), ("table2", args.table2)):
         table = tables.paper_table(per_machine, runs, titles)
-        tables.write_table(table, out / name, caption=tables.CAPTIONS[name])
+        tables.write_table(table, out / name, caption=tables.CAPTIONS[name], note=args.note)
         print(f"{name}: official score (%), mean +- std over seeds\n")
         print(tables.to_markdown(table))
+        if args.note:
+            print(f"Note: {args.note}\n")
     machines = tables.machine_table(per_machine, titles)
     machines.to_csv(out / "machines.csv", index=False, float_format="%.2f")
     (out / "machines.md").write_text(tables.to_markdown(machines, 1))
@@ -386,7 +420,15 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="asdflow", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"asdflow {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="STAGE")
+
+    p = sub.add_parser(
+        "check-config",
+        help="read workflow config files; name the file, line and column of an error",
+    )
+    p.add_argument("files", nargs="+", help="YAML or JSON config files")
+    p.set_defaults(func=cmd_check_config)
 
     p = sub.add_parser(
         "synth", add_help=False, help="write synthetic DCASE-layout machine sounds (see --help)"
@@ -498,6 +540,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--titles", nargs="*", default=[], help="run=title pairs")
     p.add_argument("--out-dir", required=True)
     p.add_argument("--figure", required=True, help="bar chart of the runs (PNG)")
+    p.add_argument(
+        "--note", default="", help="a note under each table (e.g. why two rows are equal)"
+    )
     p.set_defaults(func=cmd_tables)
 
     p = sub.add_parser("score-figure", help="score distributions of one run")

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import struct
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -51,11 +53,55 @@ class AudioError(ValueError):
     """A wav file that cannot be used; the message names the file."""
 
 
+def check_wav_length(path: str | Path) -> None:
+    """Raise AudioError when a RIFF/WAVE file's data chunk declares more bytes than the file holds.
+
+    libsndfile reads a truncated wav without complaint (it clamps the length to the bytes that are
+    there), so a clip cut short by an interrupted copy would be cached as a shorter clip.
+    Files that are not RIFF/WAVE, and streaming headers that leave the size unset (0 or
+    0xFFFFFFFF, as RF64 does), are left to soundfile.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return
+        block_align = 0
+        while True:
+            chunk = f.read(8)
+            if len(chunk) < 8:
+                return  # no data chunk: soundfile reports it
+            chunk_id, chunk_size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+            if chunk_id == b"fmt " and chunk_size >= 14:
+                fmt = f.read(chunk_size)
+                block_align = struct.unpack("<H", fmt[12:14])[0]
+                if chunk_size % 2:
+                    f.seek(1, os.SEEK_CUR)
+                continue
+            if chunk_id == b"data":
+                if chunk_size in (0, 0xFFFFFFFF):
+                    return
+                held = size - f.tell()
+                if held < chunk_size:
+                    unit, scale = ("samples", block_align) if block_align else ("bytes", 1)
+                    raise AudioError(
+                        f"{path}: truncated wav: the header declares {chunk_size // scale} "
+                        f"{unit} of audio, the file holds {held // scale}"
+                    )
+                return
+            f.seek(chunk_size + chunk_size % 2, os.SEEK_CUR)
+
+
 def load_audio(path: str | Path, settings: FbankSettings) -> torch.Tensor:
     """Read a wav file as a mono float waveform (N,) at `settings.sample_rate`."""
     import torch
     import torchaudio.functional as AF
 
+    try:
+        check_wav_length(path)
+    except OSError as err:
+        raise AudioError(f"{path}: cannot read audio ({err})") from err
     try:
         data, sr = sf.read(str(path), dtype="float32", always_2d=True)  # (N, C)
     except Exception as err:  # soundfile raises several types for corrupt input
@@ -107,8 +153,16 @@ def fit_length(fbank: torch.Tensor, n_frames: int) -> torch.Tensor:
 
 def clip_features(path: str | Path, settings: FbankSettings) -> tuple[np.ndarray, int]:
     """(n_frames, n_mels) float32 log-mel of one file, and its frame count before padding."""
-    fb = logmel(load_audio(path, settings), settings)
-    return fit_length(fb, settings.n_frames).numpy(), int(min(fb.shape[0], settings.n_frames))
+    features, frames, _ = _clip_features(path, settings)
+    return features, frames
+
+
+def _clip_features(path: str | Path, settings: FbankSettings) -> tuple[np.ndarray, int, bool]:
+    """clip_features, and whether the clip is digital silence (every sample zero)."""
+    wav = load_audio(path, settings)
+    fb = logmel(wav, settings)
+    frames = int(min(fb.shape[0], settings.n_frames))
+    return fit_length(fb, settings.n_frames).numpy(), frames, not bool(wav.abs().max() > 0)
 
 
 def cache_split(
@@ -132,8 +186,17 @@ def cache_split(
     rows = tqdm(
         clips["file"], desc=f"fbank {out_npy.parent.name}/{out_npy.stem}", disable=not progress
     )
+    silent = 0
     for i, path in enumerate(rows):
-        array[i], valid[i] = clip_features(path, settings)
+        array[i], valid[i], is_silent = _clip_features(path, settings)
+        silent += is_silent
+    if silent:
+        # Digital silence has no machine sound in it: a bad recording or an export error.
+        warnings.warn(
+            f"{out_npy.parent.name} ({out_npy.stem}): {silent} of {len(clips)} clips are "
+            "digital silence (every sample zero)",
+            stacklevel=2,
+        )
     array.flush()
     del array
     index = clips.reset_index(drop=True).copy()
@@ -151,6 +214,10 @@ def cache_machine(
     unknown = set(clips["split"]) - set(SPLITS)
     if unknown:
         raise ValueError(f"{out_dir}: unknown split(s) {sorted(unknown)} in the clip table")
+    counts = clips["split"].value_counts()
+    print(
+        f"{out_dir}: " + ", ".join(f"{split} {counts.get(split, 0)}" for split in SPLITS) + " clips"
+    )
     for split in SPLITS:
         part = clips[clips["split"] == split]
         cache_split(part, out_dir / f"{split}.npy", out_dir / f"{split}.csv", settings, progress)
@@ -160,7 +227,7 @@ def plain_clip_table(folder: Path) -> pd.DataFrame:
     """A clip table of every wav under `folder` (no labels): the general-audio corpus."""
     from asdflow.data import CLIP_COLUMNS
 
-    files = sorted(str(p) for p in Path(folder).rglob("*.wav"))
+    files = sorted(str(p) for p in Path(folder).rglob("*") if p.suffix.lower() == ".wav")
     if not files:
         raise FileNotFoundError(f"{folder}: no wav files")
     table = pd.DataFrame({"file": files})

@@ -274,5 +274,5 @@ def pretrain(
     )
     if train.init_distributed()[0] == 0:
         final = {**describe(objective), **objective.checkpoint_state(), "step": settings.loop.steps}
-        checkpoint.save_checkpoint(out_path, final)
+        train.save_final(out_path, final, resume)
     return out_path

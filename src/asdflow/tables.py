@@ -147,11 +147,17 @@ def to_latex(table: pd.DataFrame, caption: str, label: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_table(table: pd.DataFrame, prefix: Path, caption: str) -> None:
-    """`<prefix>.csv` (numbers), `<prefix>.md` and `<prefix>.tex` (mean ± std cells)."""
+def write_table(table: pd.DataFrame, prefix: Path, caption: str, note: str = "") -> None:
+    """`<prefix>.csv` (numbers), `<prefix>.md` and `<prefix>.tex` (mean ± std cells).
+
+    `note` (e.g. why two rows are equal) follows the Markdown table and ends the LaTeX caption.
+    """
     prefix = Path(prefix)
     table.to_csv(prefix.with_suffix(".csv"), index=False, float_format="%.4f")
-    prefix.with_suffix(".md").write_text(to_markdown(formatted(table)))
+    markdown = to_markdown(formatted(table))
+    prefix.with_suffix(".md").write_text(markdown + (f"\nNote: {note}\n" if note else ""))
+    if note:
+        caption = f"{caption} Note: {note}."
     prefix.with_suffix(".tex").write_text(to_latex(table, caption, f"tab:{prefix.name}"))
 
 

@@ -296,6 +296,8 @@ def run_training(
     optimizer = build_optimizer(loop.optimizer, groups, loop.lr, loop.betas)
     schedule = Schedule(loop.lr, loop.warmup_steps, loop.steps, loop.min_lr)
     start = _resume(objective, optimizer, resume_path, describe, rank)
+    if rank == 0:
+        _truncate_metrics(metrics_path, start)
     model = (
         nn.parallel.DistributedDataParallel(
             objective, device_ids=[device.index] if device.type == "cuda" else None
@@ -357,6 +359,39 @@ def run_training(
     if world > 1:
         dist.barrier()
     return objective
+
+
+def save_final(out_path: Path, state: dict, resume_path: Path) -> None:
+    """Write the finished job's checkpoint, read it back, then delete the resume file.
+
+    The resume file of a finished run weighs as much as the model and its optimizer (about
+    1 GB for eat_base); once the final checkpoint is known good it is no longer needed. A job
+    killed before this point still finds the resume file at the last step and only rewrites
+    the output.
+    """
+    checkpoint.save_checkpoint(out_path, state)
+    if checkpoint.load_checkpoint(out_path).get("step") != state.get("step"):
+        raise checkpoint.CheckpointError(f"{out_path}: the written checkpoint does not read back")
+    Path(resume_path).unlink(missing_ok=True)
+
+
+def _truncate_metrics(path: Path, start: int) -> None:
+    """Keep only the metric lines up to the resumed step, so a resumed run repeats none."""
+    path = Path(path)
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            step = json.loads(line).get("step", 0)
+        except json.JSONDecodeError:
+            break  # a line cut short by the kill, and anything after it
+        if step > start:
+            break
+        kept.append(line + "\n")
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(kept))
+    os.replace(tmp, path)
 
 
 def _evaluated(objective: nn.Module, evaluate: Callable[[nn.Module], dict]) -> dict:

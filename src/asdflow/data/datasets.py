@@ -7,6 +7,7 @@ only feed pre-training.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +38,7 @@ def synthetic_datasets(cfg: dict) -> list[Dataset]:
         machines = tuple(cfg["sets"].get(name, []))
         if not machines:
             continue
+        _check_synthetic_names(f"synthetic.sets.{name}", machines, cfg.get("machine_types") or {})
         gt = {
             m: f"{root}/ground_truth/{name}/{m}_eval_data_list.csv" if role == "eval" else ""
             for m in machines
@@ -44,6 +46,22 @@ def synthetic_datasets(cfg: dict) -> list[Dataset]:
         dirs = {m: (f"{root}/{name}/{m}",) for m in machines}
         out.append(Dataset(name, role, machines, dirs, gt))
     return out
+
+
+def _check_synthetic_names(key: str, machines: tuple[str, ...], defined: dict) -> None:
+    """Every name must be in the factory's catalog or defined in synthetic.machine_types."""
+    from asdflow.data.synth import MACHINE_TYPES
+
+    known = sorted({*MACHINE_TYPES, *defined})
+    for machine in machines:
+        if machine in known:
+            continue
+        close = difflib.get_close_matches(machine, known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ValueError(
+            f"{key}: unknown machine type {machine!r}{hint}; the catalog has {', '.join(known)}, "
+            "and synthetic.machine_types can define new ones"
+        )
 
 
 def _discover(roots: list[str]) -> list[str]:
@@ -64,6 +82,11 @@ def dcase_datasets(cfg: dict, resources: str = "resources/dcase") -> list[Datase
     """Real DCASE sets: downloaded archives (`download: true`) or folders already on disk."""
     from asdflow.data import download
 
+    if not cfg.get("datasets"):
+        raise ValueError(
+            "data_source is 'dcase' but dcase.datasets is empty: name at least a dev or eval set "
+            "(see config/dcase2025.yaml)"
+        )
     out = []
     for name, spec in cfg["datasets"].items():
         role = spec["role"]
@@ -110,7 +133,17 @@ def resolve_datasets(config: dict) -> list[Dataset]:
     """All data sets of a run, from the validated workflow configuration."""
     source = config["data_source"]
     if source == "synthetic":
-        return synthetic_datasets(config["synthetic"])
-    if source == "dcase":
-        return dcase_datasets(config["dcase"])
-    raise ValueError(f"Unsupported data_source {source!r}: use 'synthetic' or 'dcase'")
+        datasets = synthetic_datasets(config["synthetic"])
+    elif source == "dcase":
+        datasets = dcase_datasets(config["dcase"])
+    else:
+        raise ValueError(f"Unsupported data_source {source!r}: use 'synthetic' or 'dcase'")
+    return datasets
+
+
+def missing_extra_note() -> str:
+    """Why DAP-full equals DAP when a run has no "extra" (earlier years) data set."""
+    return (
+        "no data set has role 'extra' (earlier years): DAP-full pre-trains on exactly DAP's "
+        "data, so its rows repeat DAP's"
+    )

@@ -76,11 +76,12 @@ def parse_filename(
     file_name = Path(name).name
     stem = file_name[:-4] if file_name.lower().endswith(".wav") else file_name
     tokens = stem.split("_")
+    shown = str(name)  # errors name the file as it was given: the whole path when there is one
     if tokens[0] == "section":
-        return _parse_section_grammar(file_name, tokens, attribute_keys, unpaired)
+        return _parse_section_grammar(shown, tokens, attribute_keys, unpaired)
     if tokens[0] == "id" or (tokens[0] in LABELS and tokens[1:2] == ["id"]):
-        return _parse_2020_grammar(file_name, tokens)
-    raise FileNameError(f"{file_name}: unknown DCASE file-name grammar; expected {GRAMMARS}")
+        return _parse_2020_grammar(shown, tokens)
+    raise FileNameError(f"{shown}: unknown DCASE file-name grammar; expected {GRAMMARS}")
 
 
 def _parse_2020_grammar(file_name: str, tokens: list[str]) -> ClipName:
@@ -317,15 +318,13 @@ def machine_clip_table(
     """
     machine_dir = Path(machine_dir)
     machine_type = machine_dir.name
-    wavs = [
-        (folder, wav)
-        for folder in SPLIT_FOLDERS
-        for wav in sorted((machine_dir / folder).glob("*.wav"))
-    ]
+    wavs = [(folder, wav) for folder in SPLIT_FOLDERS for wav in wav_files(machine_dir / folder)]
     if not wavs:
         raise FileNotFoundError(
             f"{machine_dir}: no wav files in any of {', '.join(f'{f}/' for f in SPLIT_FOLDERS)}"
         )
+    if (machine_dir / "train").is_dir() and not wav_files(machine_dir / "train"):
+        raise FileNotFoundError(f"{machine_dir / 'train'}: the folder holds no wav files")
     listed = _read_machine_attributes(machine_dir)
     keys = list(dict.fromkeys([*attribute_key_names(listed), *attribute_keys]))
     listed_attributes = dict(zip(listed["file_name"], listed["attributes"], strict=True))
@@ -335,9 +334,9 @@ def machine_clip_table(
     for folder, wav in wavs:
         split = SPLIT_FOLDERS[folder]
         if split == "supplemental":
-            clip = _parse_supplemental(wav.name, keys)
+            clip = _parse_supplemental(str(wav), keys)
         else:
-            clip = parse_filename(wav.name, keys, unpaired="raw")
+            clip = parse_filename(wav, keys, unpaired="raw")
             if clip.split and clip.split != split:
                 raise FileNameError(
                     f"{wav}: the name says split {clip.split!r}, the folder {folder}/"
@@ -371,6 +370,13 @@ def machine_clip_table(
     table = pd.DataFrame(rows, columns=CLIP_COLUMNS)
     table = table.astype({"index": "int64", "attributes_known": "bool"})
     return table.sort_values(["split", "file"], ignore_index=True)
+
+
+def wav_files(folder: Path) -> list[Path]:
+    """The wav files of one folder, sorted; the extension in any case (`.wav`, `.WAV`)."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() == ".wav" and p.is_file())
 
 
 def machine_attribute_keys(machine_dirs: Sequence[Path | str]) -> list[str]:
@@ -424,15 +430,27 @@ def _parse_supplemental(file_name: str, attribute_keys: Sequence[str]) -> ClipNa
 
 
 def discover_machine_types(root: Path | str) -> list[str]:
-    """Names of the machine folders under root: subfolders holding a train/ or test/ folder."""
+    """Names of the machine folders under root: subfolders holding a train/ or test/ folder.
+
+    A subfolder that holds wav files but neither folder is an error naming it, so that a
+    machine folder missing its train/ and test/ folders is not silently left out of the data
+    set; folders without audio are passed over.
+    """
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such data folder")
-    return sorted(
-        child.name
-        for child in root.iterdir()
-        if child.is_dir() and any((child / folder).is_dir() for folder in SPLIT_FOLDERS)
-    )
+    found, other = [], []
+    for child in sorted(p for p in root.iterdir() if p.is_dir()):
+        if any((child / folder).is_dir() for folder in SPLIT_FOLDERS):
+            found.append(child.name)
+        elif any(p.suffix.lower() == ".wav" for p in child.rglob("*")):
+            other.append(str(child))
+    if other:
+        raise FileNotFoundError(
+            f"{', '.join(other)}: wav files but no train/ or test/ folder; put the clips in "
+            "<machine>/train/ and <machine>/test/, or list the data set's machine types"
+        )
+    return found
 
 
 def dataset_clip_table(
@@ -442,11 +460,16 @@ def dataset_clip_table(
 ) -> pd.DataFrame:
     """The clip tables of several machine folders under root, concatenated (CLIP_COLUMNS)."""
     root = Path(root)
-    found = discover_machine_types(root)
-    wanted = found if machine_types is None else list(machine_types)
-    missing = [m for m in wanted if m not in found]
-    if missing:
-        raise FileNotFoundError(f"{root}: no machine folder for {missing}; found {found}")
+    if machine_types is None:
+        wanted = discover_machine_types(root)
+    else:
+        wanted = list(machine_types)
+        found = [m for m in wanted if any((root / m / f).is_dir() for f in SPLIT_FOLDERS)]
+        missing = [m for m in wanted if m not in found]
+        if missing:
+            raise FileNotFoundError(
+                f"{root}: no machine folder (with train/ or test/) for {missing}"
+            )
     if not wanted:
         raise FileNotFoundError(f"{root}: no machine folders (subfolders with train/ or test/)")
     ground_truth = None if ground_truth_csv is None else read_eval_ground_truth(ground_truth_csv)

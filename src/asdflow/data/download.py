@@ -27,6 +27,13 @@ ZENODO = "https://zenodo.org"
 KINDS = ("dev", "eval_train", "eval_test")
 COMPLETE_MARKER = ".complete"
 CHUNK_BYTES = 1 << 20
+# Zip-bomb limits. DCASE's largest archive unpacks to a few GB, and wav audio compresses by a
+# factor of about 1-3, so these are far beyond any real archive (settings dcase.max_unpacked_gb,
+# dcase.max_compression_ratio).
+MAX_UNPACKED_BYTES = 64 * 10**9
+MAX_COMPRESSION_RATIO = 100.0
+# entries smaller than this are not held to the ratio (text lists compress well)
+RATIO_MIN_BYTES = 1 << 20
 
 # Zenodo record per year and kind (dev set / additional training set / evaluation test set).
 RECORDS: dict[int, dict[str, str]] = {
@@ -237,7 +244,10 @@ def fetch(
         got = md5sum(part)
         if got != md5:
             part.unlink()
-            raise ChecksumError(f"{dest.name}: md5 {got} differs from the expected {md5} ({url})")
+            raise ChecksumError(
+                f"{dest}: md5 {got} differs from the expected {md5} ({url}); deleted the "
+                "download, so the next run fetches it again"
+            )
     os.replace(part, dest)
     return dest
 
@@ -321,11 +331,54 @@ def _check_entry(zip_path: Path, info: zipfile.ZipInfo) -> PurePosixPath:
     return path
 
 
-def safe_extract(zip_path: Path | str, dest_dir: Path | str, top_dir: str | None = None) -> Path:
+def _check_sizes(
+    zip_path: Path, infos: list[zipfile.ZipInfo], max_bytes: int, max_ratio: float
+) -> None:
+    """ArchiveError when the declared unpacked size or an entry's compression ratio is too big."""
+    total = sum(info.file_size for info in infos)
+    if total > max_bytes:
+        raise ArchiveError(
+            f"{zip_path}: declares {total} unpacked bytes, over the limit of {max_bytes} "
+            "(setting dcase.max_unpacked_gb)"
+        )
+    for info in infos:
+        if info.file_size >= RATIO_MIN_BYTES:
+            ratio = info.file_size / max(info.compress_size, 1)
+            if ratio > max_ratio:
+                raise ArchiveError(
+                    f"{zip_path}: entry {info.filename!r} unpacks {ratio:.0f}x its packed size, "
+                    f"over the limit of {max_ratio:g}x (setting dcase.max_compression_ratio)"
+                )
+
+
+def _copy_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, budget: int) -> int:
+    """Write one entry, counting the bytes actually produced: a zip may lie about its sizes."""
+    written = 0
+    with archive.open(info) as source, target.open("wb") as sink:
+        while chunk := source.read(CHUNK_BYTES):
+            written += len(chunk)
+            if written > info.file_size or written > budget:
+                raise ArchiveError(
+                    f"{archive.filename}: entry {info.filename!r} unpacks to more bytes than "
+                    "the archive declares, or over the unpacked-size limit"
+                )
+            sink.write(chunk)
+    return written
+
+
+def safe_extract(
+    zip_path: Path | str,
+    dest_dir: Path | str,
+    top_dir: str | None = None,
+    max_bytes: int = MAX_UNPACKED_BYTES,
+    max_ratio: float = MAX_COMPRESSION_RATIO,
+) -> Path:
     """Extract zip_path into dest_dir, which appears (with a `.complete` marker) only when done.
 
     Every entry is checked before anything is written: absolute paths, drive letters, ".."
-    components and symlinks are refused. With top_dir, entries that do not all lie under
+    components and symlinks are refused, and so are archives that declare more than max_bytes
+    unpacked or an entry compressed more than max_ratio times; the bytes actually written are
+    counted against the same limits. With top_dir, entries that do not all lie under
     `<top_dir>/` are put there, so the machine folder is the same whatever the zip's layout.
     An existing complete dest_dir is left as it is.
     """
@@ -340,19 +393,20 @@ def safe_extract(zip_path: Path | str, dest_dir: Path | str, top_dir: str | None
     try:
         with zipfile.ZipFile(zip_path) as archive:
             entries = [(info, _check_entry(zip_path, info)) for info in archive.infolist()]
+            _check_sizes(zip_path, [info for info, _ in entries], max_bytes, max_ratio)
             if top_dir is not None and not all(p.parts[:1] == (top_dir,) for _, p in entries):
                 entries = [(info, PurePosixPath(top_dir, path)) for info, path in entries]
             if tmp.exists():
                 shutil.rmtree(tmp)  # left over by an interrupted extraction of ours
             tmp.mkdir(parents=True)
+            budget = max_bytes
             for info, relative in entries:
                 target = tmp.joinpath(*relative.parts)
                 if info.is_dir():
                     target.mkdir(parents=True, exist_ok=True)
                     continue
                 target.parent.mkdir(parents=True, exist_ok=True)
-                with archive.open(info) as source, target.open("wb") as sink:
-                    shutil.copyfileobj(source, sink, CHUNK_BYTES)
+                budget -= _copy_entry(archive, info, target, budget)
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as error:
         shutil.rmtree(tmp, ignore_errors=True)
         raise ArchiveError(f"{zip_path}: corrupt zip archive ({error})") from error
@@ -380,19 +434,32 @@ def download_archive(
     base_url: str = ZENODO,
     retries: int = 3,
     progress: bool = True,
+    md5: str | None = None,
+    max_bytes: int = MAX_UNPACKED_BYTES,
+    max_ratio: float = MAX_COMPRESSION_RATIO,
 ) -> Path:
     """Fetch and extract one archive into `<dest_root>/<year>/<zip stem>/<machine_type>/...`.
 
     The zip is kept in `<dest_root>/<year>/zips/`. Returns `<dest_root>/<year>/<zip stem>`, which
-    exists only once complete; a complete one is returned without any download.
+    exists only once complete; a complete one is returned without any download. `md5` (from
+    the config) overrides the manifest's checksum. A zip that cannot be extracted is moved aside
+    to `<name>.bad`, so the next run downloads it again.
     """
     year_dir = Path(dest_root) / str(archive.year)
     out = year_dir / Path(archive.zip_name).stem
     if (out / COMPLETE_MARKER).exists():
         return out
     zip_path = year_dir / "zips" / archive.zip_name
-    fetch(archive.url(base_url), zip_path, md5=archive.md5, retries=retries, progress=progress)
-    return safe_extract(zip_path, out, top_dir=archive.machine_type)
+    md5 = md5 or archive.md5
+    fetch(archive.url(base_url), zip_path, md5=md5, retries=retries, progress=progress)
+    try:
+        return safe_extract(zip_path, out, archive.machine_type, max_bytes, max_ratio)
+    except ArchiveError as error:
+        bad = zip_path.with_name(zip_path.name + ".bad")
+        os.replace(zip_path, bad)
+        raise ArchiveError(
+            f"{error}; moved it aside to {bad}, so the next run downloads it again"
+        ) from error
 
 
 def main_download(argv: Sequence[str] | None = None) -> int:
@@ -405,6 +472,19 @@ def main_download(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dest", type=Path, required=True, help="root of the unpacked data")
     parser.add_argument("--base-url", default=ZENODO)
     parser.add_argument("--retries", type=int, default=3)
+    parser.add_argument("--md5", help="expected md5 of the archive (one --zip)")
+    parser.add_argument(
+        "--max-unpacked-gb",
+        type=float,
+        default=MAX_UNPACKED_BYTES / 1e9,
+        help="refuse archives that unpack to more than this",
+    )
+    parser.add_argument(
+        "--max-compression-ratio",
+        type=float,
+        default=MAX_COMPRESSION_RATIO,
+        help="refuse archives with an entry compressed more than this many times",
+    )
     parser.add_argument("--done", type=Path, help="marker file written when all are extracted")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
@@ -413,8 +493,19 @@ def main_download(argv: Sequence[str] | None = None) -> int:
         archives = [find_archive(year, name) for year in args.year for name in args.zip]
     else:
         archives = select_archives(args.year, args.kind or KINDS, args.machine_type)
+    if args.md5 and len(archives) != 1:
+        parser.error("--md5 needs exactly one archive")
     folders = [
-        download_archive(a, args.dest, args.base_url, args.retries, progress=not args.quiet)
+        download_archive(
+            a,
+            args.dest,
+            args.base_url,
+            args.retries,
+            progress=not args.quiet,
+            md5=args.md5,
+            max_bytes=int(args.max_unpacked_gb * 1e9),
+            max_ratio=args.max_compression_ratio,
+        )
         for a in archives
     ]
     if args.done is not None:

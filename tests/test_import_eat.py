@@ -194,16 +194,25 @@ def write_fairseq(
 # --- an independent reference forward -----------------------------------------------------------
 
 
-def reference_features(t: dict, x: torch.Tensor, depth: int, heads: int) -> torch.Tensor:
-    """EAT's post-LN encoder from the raw official tensors, in float64: (B, 1 + N, D)."""
+def reference_layers(
+    t: dict, x: torch.Tensor, depth: int, heads: int, table: torch.Tensor | None = None
+) -> list[torch.Tensor]:
+    """EAT's post-LN encoder from the raw official tensors, in float64: every block's output
+    (B, 1 + N, D). `table`: the stored (1, rows, D) positions, sliced as official EAT slices
+    them; else MAE's table computed here."""
     t = {k: v.double() for k, v in t.items()}
     x = x.double()
     ln = lambda v, n: F.layer_norm(v, v.shape[-1:], t[n + ".weight"], t[n + ".bias"], eps=1e-6)  # noqa: E731
     lin = lambda v, n: F.linear(v, t[n + ".weight"], t[n + ".bias"])  # noqa: E731
     grid = F.conv2d(x, t["patch.weight"], t["patch.bias"], stride=PATCH)  # (B, D, T', F')
     b, d, height, width = grid.shape
-    tokens = grid.flatten(2).transpose(1, 2) + torch.from_numpy(mae_positions(d, height, width))
+    if table is None:
+        positions = torch.from_numpy(mae_positions(d, height, width))
+    else:
+        positions = table.reshape(-1, d)[: height * width].double()
+    tokens = grid.flatten(2).transpose(1, 2) + positions
     h = ln(torch.cat([t["cls"].expand(b, -1, -1), tokens], dim=1), "norm")
+    layers = []
     for i in range(depth):
         p = f"blocks.{i}."
         q, k, v = lin(h, p + "attn.qkv").chunk(3, dim=-1)
@@ -214,16 +223,17 @@ def reference_features(t: dict, x: torch.Tensor, depth: int, heads: int) -> torc
         r = ln(h, p + "norm1")
         ffn = lin(F.gelu(lin(r, p + "mlp.fc1")), p + "mlp.fc2")
         h = ln(r + ffn, p + "norm2")
-    return h
+        layers.append(h)
+    return layers
 
 
-def assert_same_function(path, t: dict, depth: int, heads: int):
+def assert_same_function(path, t: dict, depth: int, heads: int, table=None):
     encoder, _ = checkpoint.encoder_from_checkpoint(path)
     encoder.eval()
     x = torch.randn(2, 1, 64, MELS, generator=torch.Generator().manual_seed(7))
     with torch.no_grad():
         ours = encoder.forward_features(x).double()
-    expected = reference_features(t, x, depth, heads)
+    expected = reference_layers(t, x, depth, heads, table)[-1]
     assert ours.shape == expected.shape == (2, 1 + 4 * 8, DIM)
     assert (ours - expected).abs().max().item() < 1e-4
 
@@ -239,15 +249,20 @@ def test_fairseq_pretrained_teacher_student_decoder(tmp_path, ema_layout):
     src = tmp_path / "EAT-base_epoch30_pt.pt"
     write_fairseq(src, model, ema_layout, fairseq_keys(teacher))
 
-    report = import_eat(src, tmp_path / "teacher.pt")
+    # the student by default: official EAT extracts features and fine-tunes with it
+    report = import_eat(src, tmp_path / "student.pt")
     assert (report.model_name, report.config) == ("eat_tiny", eat_tiny())
-    assert (report.format, report.kind, report.weights) == ("fairseq", "pretrained", "teacher")
+    assert (report.format, report.kind, report.weights) == ("fairseq", "pretrained", "student")
     assert report.warnings == []  # the real-layout positions equal our sincos_2d
+
+    report = import_eat(src, tmp_path / "teacher.pt", weights="teacher")
+    assert report.weights == "teacher"
     assert_same_function(tmp_path / "teacher.pt", teacher, depth=6, heads=HEADS)
 
-    import_eat(src, tmp_path / "student.pt", weights="student")
     student32 = {k: v.half().float() for k, v in student.items()}
-    assert_same_function(tmp_path / "student.pt", student32, depth=6, heads=HEADS)
+    # the fp16 student's stored table is half precision too, and it is what the model adds
+    half_table = model[f"{IMAGE}fixed_positional_encoder.positions"]
+    assert_same_function(tmp_path / "student.pt", student32, depth=6, heads=HEADS, table=half_table)
 
     state = checkpoint.load_checkpoint(tmp_path / "student.pt")
     assert state["settings"] == {
@@ -295,7 +310,7 @@ def test_fairseq_legacy_serialization(tmp_path):
     t = official_tensors(17, depth=2)
     write_fairseq(tmp_path / "old.pt", fairseq_keys(t), "nested", fairseq_keys(t), legacy=True)
     report = import_eat(tmp_path / "old.pt", tmp_path / "out.pt")
-    assert report.has_teacher and report.weights == "teacher"
+    assert report.has_teacher and report.weights == "student"
     assert_same_function(tmp_path / "out.pt", t, depth=2, heads=HEADS)
 
 
@@ -359,8 +374,58 @@ def test_mismatched_positions_are_a_warning(tmp_path):
     )  # time and frequency halves swapped
     torch.save(keys, tmp_path / "pytorch_model.bin")
     report = import_eat(tmp_path / "pytorch_model.bin", tmp_path / "out.pt")
-    assert len(report.warnings) == 1 and "positions" in report.warnings[0]
-    assert_same_function(tmp_path / "out.pt", t, depth=2, heads=HEADS)
+    assert len(report.warnings) == 1 and "uses the stored ones" in report.warnings[0]
+    # the encoder adds the stored table, as the official model would
+    swapped = keys["model.fixed_positional_encoder.positions"]
+    assert_same_function(tmp_path / "out.pt", t, depth=2, heads=HEADS, table=swapped)
+
+
+def test_float64_parity_with_the_stored_table_on_every_layer(tmp_path):
+    """With the checkpoint's own position table and float64 on both sides, the imported
+    encoder is the official function to rounding: every block's output within 1e-12."""
+    t = official_tensors(11, depth=4)
+    keys = hf_keys(t)
+    rng = torch.Generator().manual_seed(5)  # any table: the stored one must be what is added
+    table = keys["model.fixed_positional_encoder.positions"] + 1e-3 * torch.randn(
+        keys["model.fixed_positional_encoder.positions"].shape, generator=rng
+    )
+    keys["model.fixed_positional_encoder.positions"] = table
+    torch.save(keys, tmp_path / "pytorch_model.bin")
+    import_eat(tmp_path / "pytorch_model.bin", tmp_path / "out.pt")
+    encoder, _ = checkpoint.encoder_from_checkpoint(tmp_path / "out.pt")
+    encoder = encoder.double().eval()
+    ours = []
+    for block in encoder.blocks:
+        block.register_forward_hook(lambda module, args, out: ours.append(out[0]))
+    x = torch.randn(2, 1, 96, MELS, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
+    with torch.no_grad():
+        encoder.forward_features(x)
+    expected = reference_layers(t, x, depth=4, heads=HEADS, table=table)
+    assert len(ours) == len(expected) == 4
+    for i, (a, b) in enumerate(zip(ours, expected, strict=True)):
+        gap = (a - b).abs().max().item()
+        assert gap < 1e-12, f"block {i}: {gap:.3g}"
+
+
+def test_without_a_stored_table_positions_are_computed_as_official_eat_does():
+    """Official EAT computes its table in float32 (omega, grid, products, sin and cos)."""
+    from asdflow.models import sincos_2d
+
+    def official_float32(dim: int, height: int, width: int) -> np.ndarray:
+        def one_axis(d: int, pos: np.ndarray) -> np.ndarray:
+            omega = np.arange(d // 2, dtype=np.float32)
+            omega /= d / 2.0
+            omega = 1.0 / 10000**omega
+            angles = np.einsum("m,d->md", pos.reshape(-1), omega)
+            return np.concatenate([np.sin(angles), np.cos(angles)], axis=1)
+
+        grid = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+        return np.concatenate([one_axis(dim // 2, grid[0]), one_axis(dim // 2, grid[1])], axis=1)
+
+    ours = sincos_2d(768, 768, 8).numpy()
+    assert np.array_equal(ours, official_float32(768, 768, 8))
+    # the float64 formula differs where the time index is large
+    assert np.abs(ours - mae_positions(768, 768, 8)).max() > 1e-5
 
 
 def test_cli(tmp_path, capsys):

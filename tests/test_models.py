@@ -1,5 +1,6 @@
 """The EAT encoder registry: shapes, finite outputs, gradients, positions, the post-LN block."""
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -53,7 +54,29 @@ def test_positions_split_frequency_then_time_and_do_not_depend_on_length():
     # MAE's 1-D formula: sin(p * w_k), cos(p * w_k), w_k = 10000^(-k / (d/2))
     w = 1.0 / 10000 ** (torch.arange(2, dtype=torch.float64) / 2)
     expected = torch.cat([torch.sin(3 * w), torch.cos(3 * w)]).float()
-    torch.testing.assert_close(models.sincos_1d(4, torch.tensor([3]))[0].float(), expected)
+    one = torch.from_numpy(models.sincos_1d(4, np.array([3]))[0])
+    torch.testing.assert_close(one, expected)
+
+
+def test_a_stored_position_table_is_used_saved_and_loaded():
+    encoder = models.create_model("eat_tiny")
+    assert "position_table" not in encoder.state_dict()
+    x = torch.randn(2, 1, 64, 128)
+    table = models.sincos_2d(192, 768, 8) + 0.5  # (6144, D): any table the checkpoint carries
+    encoder.set_position_table(table)
+    torch.testing.assert_close(
+        encoder.tokens(x) - encoder.patch_embed(x), table[:32].expand(2, -1, -1)
+    )
+    copy = models.create_model("eat_tiny")
+    copy.load_state_dict(encoder.state_dict())
+    assert torch.equal(copy.position_table, table)
+    # a state dict without one clears it: the positions are computed again
+    weights = {k: v for k, v in encoder.state_dict().items() if k != "position_table"}
+    copy.load_state_dict(weights)
+    assert copy.position_table is None
+    torch.testing.assert_close(copy.positions(4, torch.device("cpu")), models.sincos_2d(192, 4, 8))
+    with pytest.raises(ValueError, match="does not fit"):
+        encoder.set_position_table(torch.zeros(10, 192))
 
 
 def test_cls_token_has_no_position_and_tokens_are_time_major():

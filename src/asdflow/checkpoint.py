@@ -85,8 +85,9 @@ def config_of(state: dict, path: str | Path = "checkpoint") -> EATConfig:
 def load_encoder_weights(encoder: EATEncoder, weights: dict, path: str | Path) -> None:
     """Load a state dict, listing missing/unexpected keys and shape mismatches on failure."""
     own = encoder.state_dict()
-    missing = sorted(set(own) - set(weights))
-    unexpected = sorted(set(weights) - set(own))
+    # the stored position table is optional: imported checkpoints carry official EAT's
+    missing = sorted(set(own) - set(weights) - {"position_table"})
+    unexpected = sorted(set(weights) - set(own) - {"position_table"})
     wrong = sorted(
         f"{k}: {tuple(weights[k].shape)} vs expected {tuple(own[k].shape)}"
         for k in set(own) & set(weights)

@@ -6,9 +6,15 @@ section 5), infers the architecture from the tensor shapes, and writes a self-de
 checkpoint that every later stage loads with `checkpoint.encoder_from_checkpoint`.
 
 Which weights become the encoder: a pre-trained fairseq checkpoint holds the student (`model`)
-and its EMA teacher (`_ema`). We take the teacher by default (`--weights teacher`), because the
-EAT release extracts features with the EMA teacher, which is also the smoother of the two; the
-other copy is kept (the teacher always under `teacher`, so continued pre-training can resume).
+and its EMA teacher (`_ema`). We take the student by default, as official EAT does in both of
+its paths: its feature extractor runs the model's own blocks, and its fine-tuning loads the model
+state and drops the EMA copy, so the paper's general encoder is the student. `--weights
+teacher` takes the EMA copy instead; the teacher is kept under `teacher` either way, so
+continued pre-training resumes with it.
+
+The stored position table (official EAT computes it in float32 and saves it with the weights)
+goes with each copy into its encoder state as `position_table`, and the encoder uses it, so an
+imported encoder adds exactly the positions the official model adds.
 """
 
 from __future__ import annotations
@@ -36,8 +42,7 @@ FIXED_NORMALIZATION = {"mean": -4.268, "std": 4.569, "source": "fixed"}
 # Heads per width when no config.json says otherwise: the widths of the ViT family EAT follows.
 DEFAULT_HEADS = {192: 3, 384: 6, 768: 12, 1024: 16}
 
-POSITIONS = "positions"  # stored fixed sin-cos table: checked, never loaded
-POSITION_ROWS_CHECKED = 512  # rows compared with our sincos_2d (a 10 s clip's worth)
+POSITIONS = "positions"  # stored fixed sin-cos table: checked against ours, then used
 POSITION_TOLERANCE = 1e-4
 
 # Official key (after one leading "model." is removed) -> our key. A trailing dot maps a prefix.
@@ -433,22 +438,36 @@ def check_weights(
         )
 
 
+def position_table(positions: torch.Tensor | None, cfg: EATConfig) -> torch.Tensor | None:
+    """A stored table as (rows, D) float32 when it fits the encoder, else None."""
+    if positions is None:
+        return None
+    table = positions.reshape(-1, positions.shape[-1]).to(torch.float32).contiguous()
+    if table.shape[1] != cfg.embed_dim or table.shape[0] % cfg.freq_patches or not len(table):
+        return None
+    return table
+
+
 def check_positions(positions: torch.Tensor | None, cfg: EATConfig, what: str) -> list[str]:
     """Compare a stored position table with `sincos_2d`: a list of warnings (empty if equal)."""
     if positions is None:
         return []
-    table = positions.reshape(-1, positions.shape[-1]).float()  # (N, D)
-    if table.shape[1] != cfg.embed_dim or table.shape[0] < cfg.freq_patches:
-        return [f"{what}: stored positions have shape {tuple(positions.shape)}; ignored"]
-    rows = min(table.shape[0], POSITION_ROWS_CHECKED) // cfg.freq_patches * cfg.freq_patches
+    table = position_table(positions, cfg)  # (N, D)
+    if table is None:
+        return [
+            f"{what}: stored positions have shape {tuple(positions.shape)}; ignored, the "
+            "encoder computes its own"
+        ]
+    rows = table.shape[0]  # every row (official EAT: 768 x 8)
     ours = sincos_2d(cfg.embed_dim, rows // cfg.freq_patches, cfg.freq_patches)
-    gap = (table[:rows] - ours).abs().max().item()
+    gap = (table - ours).abs().max().item()
     # A half-precision table (fp16 runs) is only as exact as its dtype.
     tolerance = max(POSITION_TOLERANCE, torch.finfo(positions.dtype).eps)
     if gap > tolerance:
         return [
             f"{what}: stored positions differ from our sin-cos table by up to {gap:.3g} over "
-            f"the first {rows} rows; the imported encoder uses the recomputed ones"
+            f"the first {rows} rows; the imported encoder uses the stored ones, as official "
+            "EAT does"
         ]
     return []
 
@@ -504,7 +523,7 @@ def import_eat(
 ) -> ImportReport:
     """Convert an official EAT checkpoint at `source` into an asdflow checkpoint at `out`.
 
-    weights: "teacher" (the EMA copy; default when the file has one) or "student", for
+    weights: "student" (default, the paper's general encoder) or "teacher" (the EMA copy), for
     pre-trained fairseq files; files with a single set of weights take it whatever is asked,
     except that asking for a teacher the file lacks is an error. The written checkpoint is read
     back and every encoder, teacher and decoder tensor compared with its source.
@@ -543,9 +562,9 @@ def import_eat(
     if weights == "teacher" and teacher is None:
         raise CheckpointError(f"{source}: --weights teacher, but the file has no EMA teacher")
 
-    student = _as_float32(mapped.encoder)
+    student = _with_positions(_as_float32(mapped.encoder), mapped.positions, cfg)
     if teacher is not None:
-        chosen = weights or "teacher"
+        chosen = weights or "student"
     else:
         chosen = "student" if official.format == "fairseq" else "as-released"
     encoder = teacher if chosen == "teacher" else student
@@ -607,7 +626,14 @@ def _read_teacher(
         )
     except CheckpointError as err:
         raise CheckpointError(f"{source}: {err}") from err
-    return _as_float32(ema.encoder), check_positions(ema.positions, cfg, "EMA teacher")
+    teacher = _with_positions(_as_float32(ema.encoder), ema.positions, cfg)
+    return teacher, check_positions(ema.positions, cfg, "EMA teacher")
+
+
+def _with_positions(encoder: dict, positions: torch.Tensor | None, cfg: EATConfig) -> dict:
+    """The encoder state with its stored position table, when the file has one that fits."""
+    table = position_table(positions, cfg)
+    return encoder if table is None else {**encoder, "position_table": table}
 
 
 def _verify(
@@ -620,10 +646,13 @@ def _verify(
 ) -> None:
     """Rebuild the encoder from `out` and compare every tensor with the official one."""
     encoder, state = checkpoint.encoder_from_checkpoint(out)
-    _check_equal(encoder.state_dict(), map_official(source_encoder, layout).encoder, "encoder", out)
+    source = map_official(source_encoder, layout)
+    expected = _with_positions(source.encoder, source.positions, encoder.cfg)
+    _check_equal(encoder.state_dict(), expected, "encoder", out)
     if has_teacher:
-        ema = map_official(source_ema, layout).encoder
-        _check_equal(state["teacher"], ema, "teacher weights", out)
+        ema = map_official(source_ema, layout)
+        expected = _with_positions(ema.encoder, ema.positions, encoder.cfg)
+        _check_equal(state["teacher"], expected, "teacher weights", out)
     if source_decoder:
         decoder = Decoder2d(encoder.cfg)
         decoder.load_state_dict(state["decoder"])
@@ -646,7 +675,8 @@ def main_import(argv: list[str] | None = None) -> int:
         "--weights",
         choices=("student", "teacher"),
         default=None,
-        help="pre-trained fairseq files: which copy becomes the encoder (default: the EMA teacher)",
+        help="pre-trained fairseq files: which copy becomes the encoder (default: the student, "
+        "as official EAT extracts features and fine-tunes)",
     )
     parser.add_argument(
         "--num-heads",

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -55,24 +56,30 @@ class EATConfig:
 # --- positions ----------------------------------------------------------------------------------
 
 
-def sincos_1d(dim: int, positions: torch.Tensor) -> torch.Tensor:
-    """(P,) positions -> (P, dim): [sin(p * w_k), cos(p * w_k)], w_k = 10000^(-k / (dim/2))."""
-    omega = torch.arange(dim // 2, dtype=torch.float64) / (dim / 2.0)
-    omega = 1.0 / 10000**omega  # (dim/2,)
-    angles = positions.to(torch.float64)[:, None] * omega[None, :]  # (P, dim/2)
-    return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
+def sincos_1d(dim: int, positions: np.ndarray) -> np.ndarray:
+    """(P,) positions -> (P, dim): [sin(p * w_k), cos(p * w_k)], w_k = 10000^(-k / (dim/2)).
+
+    Every step in float32 numpy, as official EAT computes its table (its `mae.py`; fairseq's
+    data2vec copy works in float64, which differs by up to 5e-5 at time index 767).
+    """
+    omega = np.arange(dim // 2, dtype=np.float32)
+    omega /= dim / 2.0
+    omega = 1.0 / 10000**omega  # (dim/2,) float32
+    angles = np.einsum("m,d->md", positions.astype(np.float32), omega)  # (P, dim/2)
+    return np.concatenate([np.sin(angles), np.cos(angles)], axis=1)
 
 
 def sincos_2d(dim: int, time_patches: int, freq_patches: int) -> torch.Tensor:
-    """(time_patches * freq_patches, dim) fixed positions, row t * F + f.
+    """(time_patches * freq_patches, dim) fixed positions, row t * F + f, float32.
 
     First dim/2 channels encode the frequency (width) index, the last dim/2 the time (height)
     index, as MAE's meshgrid order gives and EAT inherits. A row depends only on (t, f), not on
     the number of time patches, so clips of any length share one formula.
     """
-    t = torch.arange(time_patches).repeat_interleave(freq_patches)  # (N,) time index per token
-    f = torch.arange(freq_patches).repeat(time_patches)  # (N,) frequency index per token
-    return torch.cat([sincos_1d(dim // 2, f), sincos_1d(dim // 2, t)], dim=1).float()
+    t = np.repeat(np.arange(time_patches), freq_patches)  # (N,) time index per token
+    f = np.tile(np.arange(freq_patches), time_patches)  # (N,) frequency index per token
+    table = np.concatenate([sincos_1d(dim // 2, f), sincos_1d(dim // 2, t)], axis=1)
+    return torch.from_numpy(table.astype(np.float32))
 
 
 # --- blocks -------------------------------------------------------------------------------------
@@ -159,6 +166,12 @@ class PatchEmbed(nn.Module):
 # --- the encoder --------------------------------------------------------------------------------
 
 
+def _load_position_table(module, state_dict, prefix, *args) -> None:
+    """A state dict defines the table: set (or clear) it before the tensors are copied."""
+    table = state_dict.get(prefix + "position_table")
+    module.set_position_table(table)
+
+
 class EATEncoder(nn.Module):
     """EAT's ViT encoder: tokens of a (B, 1, T, n_mels) log-mel, optionally with masked tokens
     removed, through the post-LN blocks. `forward_features` -> tokens; `embed` -> clip vector."""
@@ -173,7 +186,23 @@ class EATEncoder(nn.Module):
         rates = [cfg.drop_path * i / max(cfg.depth - 1, 1) for i in range(cfg.depth)]
         self.blocks = nn.ModuleList(PostNormBlock(cfg, rate) for rate in rates)
         self._positions: dict[int, torch.Tensor] = {}  # time patches -> (N, D), never saved
+        # The position table an imported checkpoint carries (official EAT stores its own,
+        # (768 x 8, D)); None: computed by sincos_2d. Part of the state dict only when set.
+        self.register_buffer("position_table", None)
+        self.register_load_state_dict_pre_hook(_load_position_table)
         self.init_weights()
+
+    def set_position_table(self, table: torch.Tensor | None) -> None:
+        """Use this stored (rows, D) table (rows t * F + f) for the positions; None: compute."""
+        if table is not None:
+            table = table.detach().reshape(-1, table.shape[-1]).to(torch.float32).clone()
+            if table.shape[1] != self.cfg.embed_dim or table.shape[0] % self.cfg.freq_patches:
+                raise ValueError(
+                    f"a position table of shape {tuple(table.shape)} does not fit "
+                    f"{self.cfg.freq_patches} frequency patches of width {self.cfg.embed_dim}"
+                )
+        self.position_table = table
+        self._positions.clear()
 
     def init_weights(self) -> None:
         """Reference init: Linear N(0, 0.02), conv xavier, LayerNorm (1, 0), CLS N(0, 1)."""
@@ -195,6 +224,12 @@ class EATEncoder(nn.Module):
         return n_frames // self.cfg.patch_size, self.cfg.freq_patches
 
     def positions(self, time_patches: int, device: torch.device) -> torch.Tensor:
+        """(time_patches * F, D): the stored table's first rows when it is long enough (as
+        official EAT slices it), else the computed one."""
+        rows = time_patches * self.cfg.freq_patches
+        table = self.position_table
+        if table is not None and table.shape[0] >= rows:
+            return table[:rows].to(device)
         if time_patches not in self._positions:
             self._positions[time_patches] = sincos_2d(
                 self.cfg.embed_dim, time_patches, self.cfg.freq_patches

@@ -18,7 +18,7 @@ rule score_logmel_knn:
         features_dir=parent_of("input"),
         out_dir=parent_of("output"),
         knn=knn_args(),
-        code=code_version("score.py", "knn.py", "metrics.py", "features.py"),
+        code=code_version("score-logmel"),
     threads: 1
     conda:
         ENV
@@ -48,7 +48,7 @@ rule baseline_ae:
         settings_json=lambda wildcards: shlex.quote(
             json.dumps(baseline_ae_settings(wildcards.dataset))
         ),
-        code=code_version("baseline_ae.py", "features.py", "metrics.py"),
+        code=code_version("baseline-ae"),
     threads: 1
     conda:
         ENV

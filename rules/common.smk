@@ -1,5 +1,4 @@
 # Validation, the data sets of this run, and the input functions every stage shares.
-import hashlib
 import json
 import os
 import re
@@ -13,6 +12,7 @@ from pathlib import Path
 SRC = Path(workflow.basedir) / "src"
 sys.path.insert(0, str(SRC))
 
+from asdflow.codeversion import command_version
 from asdflow.data.datasets import missing_extra_note, resolve_datasets
 
 validate(config, "../config/schema.yaml")
@@ -35,13 +35,10 @@ wildcard_constraints:
     machine=literal_pattern(m for d in DATASETS.values() for m in d.machine_types),
 
 
-def code_version(*modules):
-    """Hash of the package modules a stage runs, so a change to a stage's code reruns it."""
-    digest = hashlib.sha1()
-    package = Path(workflow.basedir) / "src" / "asdflow"
-    for module in modules:
-        digest.update((package / module).read_bytes())
-    return digest.hexdigest()[:12]
+def code_version(command):
+    """Hash of every package module `asdflow <command>` loads (asdflow.codeversion), so a change
+    to the code a stage runs reruns it, and a change elsewhere does not."""
+    return command_version(command)
 
 
 def parent_of(name, index=0):

@@ -21,7 +21,7 @@ rule synth_machine:
         severity=config["synthetic"]["severity"],
         counts=config["synthetic"]["counts"],
         custom=custom_machine_arg,
-        code=code_version("data/synth.py"),
+        code=code_version("synth"),
     threads: 1
     conda:
         ENV

@@ -25,7 +25,7 @@ rule features:
         sample_rate=config["features"]["sample_rate"],
         n_frames=config["features"]["n_frames"],
         channel=lambda wc: DATASETS[wc.dataset].channel or config["features"]["channel"],
-        code=code_version("features.py", "data/dcase.py"),
+        code=code_version("features"),
     threads: 1
     conda:
         ENV
@@ -47,7 +47,7 @@ rule norm_stats:
         mode=config["features"]["normalization"],
         mean=config["features"].get("fixed_mean", -4.268),
         std=config["features"].get("fixed_std", 4.569),
-        code=code_version("features.py"),
+        code=code_version("norm-stats"),
     threads: 1
     conda:
         ENV

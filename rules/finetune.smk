@@ -14,7 +14,7 @@ rule finetune:
         asdflow=runner,
         settings=lambda wc: finetune_settings(wc.run, wc.seed),
         settings_json=lambda wc: shlex.quote(json.dumps(finetune_settings(wc.run, wc.seed))),
-        code=code_version("finetune.py", "train.py", "models.py", "checkpoint.py"),
+        code=code_version("finetune"),
     threads: config["finetune"].get("threads", 1)
     resources:
         gpu=1,

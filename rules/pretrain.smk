@@ -13,7 +13,7 @@ rule synth_general:
         clips=config["synthetic"].get("general_clips", 600),
         seed=config["synthetic"]["seed"],
         clip_seconds=config["synthetic"]["clip_seconds"],
-        code=code_version("data/synth.py"),
+        code=code_version("synth"),
     threads: 1
     conda:
         ENV
@@ -36,7 +36,7 @@ rule features_general:
         sample_rate=config["features"]["sample_rate"],
         n_frames=config["features"]["n_frames"],
         channel=config["features"]["channel"],
-        code=code_version("features.py"),
+        code=code_version("features"),
     threads: 1
     conda:
         ENV
@@ -56,7 +56,7 @@ rule norm_stats_general:
         "logs/features/norm_stats_general.log",
     params:
         asdflow=runner,
-        code=code_version("features.py"),
+        code=code_version("norm-stats"),
     threads: 1
     conda:
         ENV
@@ -75,7 +75,7 @@ if config["pretrain"]["general"]["source"] == "import":
             "logs/pretrain/general.log",
         params:
             asdflow=runner,
-            code=code_version("import_eat.py", "models.py", "checkpoint.py"),
+            code=code_version("import-eat"),
         threads: 1
         conda:
             ENV
@@ -96,7 +96,7 @@ else:
             asdflow=runner,
             settings=pretrain_settings("general"),
             settings_json=lambda wildcards: shlex.quote(json.dumps(pretrain_settings("general"))),
-            code=code_version("pretrain.py", "train.py", "models.py", "checkpoint.py"),
+            code=code_version("pretrain"),
         threads: config["pretrain"].get("threads", 2)
         resources:
             gpu=1,
@@ -123,7 +123,7 @@ rule pretrain_dap:
         settings_json=lambda wildcards: shlex.quote(
             json.dumps(pretrain_settings(wildcards.encoder))
         ),
-        code=code_version("pretrain.py", "train.py", "models.py", "checkpoint.py"),
+        code=code_version("pretrain"),
     threads: config["pretrain"].get("threads", 2)
     resources:
         gpu=1,

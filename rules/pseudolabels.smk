@@ -16,7 +16,7 @@ rule embed_train:
             f"--machine results/features/{d}/{m} results/embeddings/{wc.encoder}/{d}/{m}"
             for d, m in machine_pairs(SCORED)
         ),
-        code=code_version("embed.py", "models.py", "checkpoint.py"),
+        code=code_version("embed"),
     threads: 1
     resources:
         gpu=1,
@@ -49,7 +49,7 @@ rule cluster:
         ),
         clustering=config["pseudolabels"]["clustering"],
         args=cluster_args(),
-        code=code_version("pseudolabel.py"),
+        code=code_version("cluster"),
     threads: 1
     wildcard_constraints:
         encoder="|".join(ENCODERS),
@@ -70,7 +70,7 @@ rule label_space:
     params:
         asdflow=runner,
         indexes=lambda wc, input: [f for f in input.index if f.endswith(".csv")],
-        code=code_version("pseudolabel.py"),
+        code=code_version("labels"),
     threads: 1
     wildcard_constraints:
         source="none|general|ft|dap|dap_full",
@@ -102,7 +102,7 @@ rule pseudolabel_quality:
             for e in config["pseudolabels"]["encoders"]
             for d, m in machine_pairs(SCORED)
         ),
-        code=code_version("tables.py", "pseudolabel.py"),
+        code=code_version("pseudolabel-quality"),
     threads: 1
     conda:
         ENV
@@ -134,7 +134,7 @@ rule tsne_figure:
         asdflow=runner,
         encoders=config["pseudolabels"]["encoders"],
         truth=lambda wc: hidden_truth(wc.dataset, wc.machine) or "-",
-        code=code_version("figures.py"),
+        code=code_version("tsne"),
     threads: 1
     conda:
         ENV

@@ -12,7 +12,7 @@ rule evaluate:
     params:
         asdflow=runner,
         machines=lambda wc: machine_entries(wc.run, wc.seed),
-        code=code_version("tables.py", "metrics.py"),
+        code=code_version("evaluate"),
     threads: 1
     wildcard_constraints:
         seed=r"\d+",
@@ -53,7 +53,7 @@ rule tables:
         titles=run_titles(),
         out_dir=parent_of("output"),
         note=table_note(),
-        code=code_version("tables.py", "figures.py"),
+        code=code_version("tables"),
     threads: 1
     conda:
         ENV
@@ -82,7 +82,7 @@ rule score_figure:
             f"results/scores/{wc.run}/seed{run_seeds(wc.run)[0]}/{d}"
             for d, m in machine_pairs(SCORED)
         ),
-        code=code_version("figures.py"),
+        code=code_version("score-figure"),
     threads: 1
     conda:
         ENV

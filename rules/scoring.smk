@@ -22,7 +22,7 @@ rule score_run:
             for d, m in machine_pairs(SCORED)
         ),
         knn=knn_args(),
-        code=code_version("score.py", "knn.py", "embed.py", "metrics.py", "features.py"),
+        code=code_version("score-encoder"),
     threads: config["finetune"].get("threads", 1)
     resources:
         gpu=1,

@@ -231,33 +231,27 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         tables.MachineResult(dataset, role, machine, Path(fdir), Path(sdir))
         for dataset, role, machine, fdir, sdir in args.machine
     ]
-    frame = tables.evaluate_run(args.run, entries).assign(seed=args.seed)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    frame.to_csv(args.out, index=False, float_format="%.6f")
-    print(frame.to_string(index=False))
+    print(
+        tables.write_run_metrics(args.run, args.seed, entries, Path(args.out)).to_string(
+            index=False
+        )
+    )
 
 
 def cmd_tables(args: argparse.Namespace) -> None:
-    import pandas as pd
+    from asdflow import tables
 
-    from asdflow import figures, tables
-
-    per_machine = pd.concat([pd.read_csv(p) for p in args.metrics], ignore_index=True)
-    titles = dict(t.split("=", 1) for t in args.titles)
-    titles = {run: title.replace("_", " ") for run, title in titles.items()}
-    out = Path(args.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    for name, runs in (("table1", args.table1), ("table2", args.table2)):
-        table = tables.paper_table(per_machine, runs, titles)
-        tables.write_table(table, out / name, caption=tables.CAPTIONS[name], note=args.note)
-        print(f"{name}: official score (%), mean +- std over seeds\n")
-        print(tables.to_markdown(table))
-        if args.note:
-            print(f"Note: {args.note}\n")
-    machines = tables.machine_table(per_machine, titles)
-    machines.to_csv(out / "machines.csv", index=False, float_format="%.2f")
-    (out / "machines.md").write_text(tables.to_markdown(machines, 1))
-    figures.run_bars(tables.seed_scores(per_machine), titles, Path(args.figure))
+    titles = {run: title.replace("_", " ") for run, title in (t.split("=", 1) for t in args.titles)}
+    print(
+        tables.write_paper_tables(
+            [Path(p) for p in args.metrics],
+            {"table1": args.table1, "table2": args.table2},
+            titles,
+            Path(args.out_dir),
+            Path(args.figure),
+            args.note,
+        )
+    )
 
 
 def cmd_score_figure(args: argparse.Namespace) -> None:
@@ -296,42 +290,19 @@ def cmd_labels(args: argparse.Namespace, extra: list[str]) -> int:
 def cmd_pseudolabel_quality(args: argparse.Namespace) -> None:
     from asdflow import tables
 
-    quality = tables.pseudolabel_quality([tuple(m) for m in args.machine])
-    summary = tables.pseudolabel_summary(quality)
-    Path(args.out_csv).parent.mkdir(parents=True, exist_ok=True)
-    quality.to_csv(args.out_csv, index=False, float_format="%.4f")
-    per_machine = quality.pivot_table(
-        index=["dataset", "machine_type", "hidden"], columns="encoder", values="nmi", sort=False
-    ).reset_index()
-    text = (
-        "Mean over machine types (hidden: the no-attribute ones, clustered for fine-tuning):\n\n"
-        + tables.to_markdown(summary, 3)
-        + "\nNMI per machine type:\n\n"
-        + tables.to_markdown(per_machine, 3)
-    )
-    Path(args.out_md).write_text(text)
-    print(text)
+    entries = [tuple(m) for m in args.machine]
+    print(tables.write_pseudolabel_quality(entries, Path(args.out_csv), Path(args.out_md)))
 
 
 def cmd_tsne(args: argparse.Namespace) -> None:
-    import numpy as np
-    import pandas as pd
+    from asdflow import figures
 
-    from asdflow import features, figures, tables
-
-    index = features.read_index(args.index)
-    truth = tables.true_attribute_sets(index, None if args.truth == "-" else args.truth)
-    clusters = []
-    for path in args.pseudo:
-        table = pd.read_csv(path, keep_default_na=False)
-        by_file = dict(zip(table["file"], table["pseudo_attribute"], strict=True))
-        clusters.append(np.array([by_file[f] for f in index["file"]]))
-    figures.tsne_grid(
-        index["machine_type"].iloc[0],
+    figures.tsne_figure(
         args.encoders,
-        [np.load(p) for p in args.embeddings],
-        clusters,
-        None if truth is None else figures.short_attributes(truth),
+        [Path(p) for p in args.embeddings],
+        [Path(p) for p in args.pseudo],
+        Path(args.index),
+        None if args.truth == "-" else Path(args.truth),
         Path(args.out),
     )
 

@@ -122,3 +122,32 @@ def score_distributions(run: str, machines: list[tuple[Path, Path]], out: Path) 
     fig.suptitle(f"{run}: anomaly scores of the test clips (first seed)", fontsize=10)
     fig.tight_layout()
     _save(fig, out)
+
+
+def tsne_figure(
+    encoders: list[str],
+    embeddings: list[Path],
+    pseudo_labels: list[Path],
+    index_csv: Path,
+    truth_csv: Path | None,
+    out: Path,
+) -> None:
+    """The `tsne` stage: one machine type's training embeddings from each encoder, coloured by
+    that encoder's clusters and (when known) by the true attribute sets."""
+    from asdflow import features, tables
+
+    index = features.read_index(index_csv)
+    truth = tables.true_attribute_sets(index, truth_csv)
+    clusters = []
+    for path in pseudo_labels:
+        table = pd.read_csv(path, keep_default_na=False)
+        by_file = dict(zip(table["file"], table["pseudo_attribute"], strict=True))
+        clusters.append(np.array([by_file[f] for f in index["file"]]))
+    tsne_grid(
+        index["machine_type"].iloc[0],
+        encoders,
+        [np.load(p) for p in embeddings],
+        clusters,
+        None if truth is None else short_attributes(truth),
+        Path(out),
+    )

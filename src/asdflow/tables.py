@@ -250,3 +250,64 @@ def pseudolabel_summary(quality: pd.DataFrame) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+# --- the stages' file outputs (called by the CLI) -----------------------------------------------
+
+
+def write_run_metrics(run: str, seed: int, entries: list[MachineResult], out: Path) -> pd.DataFrame:
+    """The `evaluate` stage: per-machine metrics of one run and seed as a CSV."""
+    frame = evaluate_run(run, entries).assign(seed=seed)
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(out, index=False, float_format="%.6f")
+    return frame
+
+
+def write_paper_tables(
+    metrics_files: list[Path],
+    table_runs: dict[str, list[str]],
+    titles: dict[str, str],
+    out_dir: Path,
+    figure: Path,
+    note: str = "",
+) -> str:
+    """The `tables` stage: Tables 1 and 2 (Markdown, CSV, LaTeX), the per-machine table and the
+    bar chart of the runs, from the metrics of every run and seed. Returns the printed text."""
+    from asdflow import figures
+
+    per_machine = pd.concat([pd.read_csv(p) for p in metrics_files], ignore_index=True)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    text = []
+    for name, runs in table_runs.items():
+        table = paper_table(per_machine, runs, titles)
+        write_table(table, out_dir / name, caption=CAPTIONS[name], note=note)
+        text += [f"{name}: official score (%), mean +- std over seeds\n", to_markdown(table)]
+        if note:
+            text.append(f"Note: {note}\n")
+    machines = machine_table(per_machine, titles)
+    machines.to_csv(out_dir / "machines.csv", index=False, float_format="%.2f")
+    (out_dir / "machines.md").write_text(to_markdown(machines, 1))
+    figures.run_bars(seed_scores(per_machine), titles, Path(figure))
+    return "\n".join(text)
+
+
+def write_pseudolabel_quality(
+    entries: list[tuple[str, str, str, str]], out_csv: Path, out_md: Path
+) -> str:
+    """The `pseudolabel-quality` stage: the quality CSV and a Markdown summary (returned)."""
+    quality = pseudolabel_quality(entries)
+    summary = pseudolabel_summary(quality)
+    Path(out_csv).parent.mkdir(parents=True, exist_ok=True)
+    quality.to_csv(out_csv, index=False, float_format="%.4f")
+    per_machine = quality.pivot_table(
+        index=["dataset", "machine_type", "hidden"], columns="encoder", values="nmi", sort=False
+    ).reset_index()
+    text = (
+        "Mean over machine types (hidden: the no-attribute ones, clustered for fine-tuning):\n\n"
+        + to_markdown(summary, 3)
+        + "\nNMI per machine type:\n\n"
+        + to_markdown(per_machine, 3)
+    )
+    Path(out_md).write_text(text)
+    return text

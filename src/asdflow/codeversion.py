@@ -89,12 +89,17 @@ def import_closure(modules: set[str], package_dir: Path = PACKAGE_DIR) -> set[st
     return seen
 
 
-def command_function(command: str):
-    """The function `asdflow <command>` calls (set by `cli.build_parser`)."""
+@cache
+def _subcommands() -> dict:
     from asdflow import cli
 
     parser = cli.build_parser()
-    subcommands = next(a for a in parser._actions if a.dest == "command").choices
+    return next(a for a in parser._actions if a.dest == "command").choices
+
+
+def command_function(command: str):
+    """The function `asdflow <command>` calls (set by `cli.build_parser`)."""
+    subcommands = _subcommands()
     if command not in subcommands:
         raise ValueError(f"Unsupported asdflow command {command!r}: known {sorted(subcommands)}")
     return subcommands[command].get_default("func")
@@ -119,6 +124,7 @@ def command_modules(command: str) -> set[str]:
     return entry | import_closure(imported - entry)
 
 
+@cache  # several rules run the same command; the workflow asks once per rule at start-up
 def command_version(command: str) -> str:
     """Hash of the sources of every module `asdflow <command>` loads (12 hex digits)."""
     digest = hashlib.sha1()

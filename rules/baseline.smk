@@ -17,14 +17,14 @@ rule score_logmel_knn:
         asdflow=runner,
         features_dir=parent_of("input"),
         out_dir=parent_of("output"),
-        knn=knn_args(),
+        settings=to_json(plan.scoring_settings(config)),
         code=code_version("score-logmel"),
     threads: 1
     conda:
         ENV
     shell:
         "{params.asdflow} score-logmel --features-dir {params.features_dir:q} --norm-stats {input.stats:q} "
-        "--out-dir {params.out_dir:q} {params.knn} > {log:q} 2>&1"
+        "--out-dir {params.out_dir:q} --settings {params.settings:q} > {log:q} 2>&1"
 
 
 rule baseline_ae:
@@ -44,16 +44,13 @@ rule baseline_ae:
         features_dir=parent_of("input"),
         out_mse=parent_of("output", 0),
         out_maha=parent_of("output", 2),
-        settings=lambda wildcards: baseline_ae_settings(wildcards.dataset),
-        settings_json=lambda wildcards: shlex.quote(
-            json.dumps(baseline_ae_settings(wildcards.dataset))
-        ),
+        settings=lambda wc: to_json(plan.baseline_ae_settings(config, DATASETS[wc.dataset].channel)),
         code=code_version("baseline-ae"),
     threads: 1
     conda:
         ENV
     shell:
         "{params.asdflow} baseline-ae --features-dir {params.features_dir:q} "
-        "--settings {params.settings_json} --out-mse {params.out_mse:q} "
+        "--settings {params.settings:q} --out-mse {params.out_mse:q} "
         "--out-maha {params.out_maha:q} --model {output.model:q} --threads {threads} "
         "--quiet > {log:q} 2>&1"

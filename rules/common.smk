@@ -1,5 +1,4 @@
 # Validation, the data sets of this run, and the input functions every stage shares.
-import json
 import os
 import re
 import shlex
@@ -12,10 +11,13 @@ from pathlib import Path
 SRC = Path(workflow.basedir) / "src"
 sys.path.insert(0, str(SRC))
 
+from asdflow import workflow as plan
 from asdflow.codeversion import command_version
 from asdflow.data.datasets import missing_extra_note, resolve_datasets
+from asdflow.settings import to_json
 
 validate(config, "../config/schema.yaml")
+plan.check_plan(config)
 
 DATASETS = {d.name: d for d in resolve_datasets(config)}
 SCORED = [d for d in DATASETS.values() if d.role in ("dev", "eval")]
@@ -41,6 +43,31 @@ def code_version(command):
     return command_version(command)
 
 
+# --- paths --------------------------------------------------------------------------------------
+# Every results path is spelled here once; rules name their files through these helpers, and
+# their params derive command-line paths from `input` and `output`.
+
+
+def features_dir(dataset, machine):
+    return f"results/features/{dataset}/{machine}"
+
+
+def embeddings_file(encoder, dataset, machine):
+    return f"results/embeddings/{encoder}/{dataset}/{machine}/train.npy"
+
+
+def pseudo_file(encoder, dataset, machine):
+    return f"results/pseudolabels/{encoder}/{dataset}/{machine}.csv"
+
+
+def scores_dir(run, seed, dataset):
+    return f"results/scores/{run}/seed{seed}/{dataset}"
+
+
+def score_file(run, seed, dataset, machine, kind="anomaly_score"):
+    return f"{scores_dir(run, seed, dataset)}/{kind}_{machine}_section_00_test.csv"
+
+
 def parent_of(name, index=0):
     """Params function: the folder of one input or output file (no hard-coded path prefix)."""
 
@@ -49,6 +76,18 @@ def parent_of(name, index=0):
         return str(Path(files[index]).parent)
 
     return folder
+
+
+def folders(files, suffix=""):
+    """The folders of these files (of those ending in `suffix`), in order."""
+    return [str(Path(f).parent) for f in files if f.endswith(suffix)]
+
+
+def repeated(flag, *columns):
+    """`FLAG a1 b1 FLAG a2 b2 ...` from columns of values, each quoted for the shell."""
+    return " ".join(
+        " ".join([flag, *map(shlex.quote, map(str, row))]) for row in zip(*columns, strict=True)
+    )
 
 
 def machine_pairs(datasets):
@@ -84,8 +123,8 @@ def archive_md5_arg(wildcards):
 
 def custom_machine_arg(wildcards):
     """`--machine-json DEFINITION` for machine types defined in the configuration, else ""."""
-    custom = config["synthetic"].get("machine_types", {}).get(wildcards.machine)
-    return f"--machine-json {shlex.quote(json.dumps(custom, sort_keys=True))}" if custom else ""
+    custom = config["synthetic"]["machine_types"].get(wildcards.machine)
+    return f"--machine-json {shlex.quote(to_json(custom))}" if custom else ""
 
 
 def cached_split(split):
@@ -93,7 +132,7 @@ def cached_split(split):
 
     def inputs(wildcards):
         return [
-            f"results/features/{d}/{m}/{split}.{ext}"
+            f"{features_dir(d, m)}/{split}.{ext}"
             for d, m in machine_pairs(SCORED)
             for ext in ("npy", "csv")
         ]
@@ -103,64 +142,26 @@ def cached_split(split):
 
 def run_scores(run, seed):
     """Submission files of every scored machine type for one run and seed."""
-    return [
-        f"results/scores/{run}/seed{seed}/{d}/anomaly_score_{m}_section_00_test.csv"
-        for d, m in machine_pairs(SCORED)
-    ]
-
-
-def machine_entries(run, seed):
-    """`dataset role machine features_dir scores_dir` arguments for `asdflow evaluate`."""
-    return " ".join(
-        f"--machine {d.name} {d.role} {m} results/features/{d.name}/{m} "
-        f"results/scores/{run}/seed{seed}/{d.name}"
-        for d in SCORED
-        for m in d.machine_types
-    )
+    return [score_file(run, seed, d, m) for d, m in machine_pairs(SCORED)]
 
 
 def cached_train(roles):
     """The cached training splits (.npy) of every machine type of data sets with these roles."""
     return [
-        f"results/features/{d.name}/{m}/train.npy"
+        f"{features_dir(d.name, m)}/train.npy"
         for d in DATASETS.values()
         if d.role in roles
         for m in d.machine_types
     ]
 
 
-# Domain-adaptive pre-training data: DAP on the dev and eval sets' training clips (DCASE 2025),
-# DAP-full adds the earlier years' sets.
-DAP_ROLES = {"dap": ["dev", "eval"], "dap_full": ["dev", "eval", "extra"]}
-
-
-def pretrain_settings(run):
-    """The resolved settings of one pre-training run (general, dap or dap_full) as a dict."""
-    pre = config["pretrain"]
-    own = {k: v for k, v in pre[run].items() if k not in ("source", "checkpoint")}
-    init = "" if run == "general" else "results/pretrain/general/model.pt"
-    return {"model": pre["model"], "init": init, **pre["common"], **own}
-
-
 # --- encoders, pseudo-labels and the experiment matrix ------------------------------------------
 
 SEEDS = config["finetune"]["seeds"]
 RUNS = config["finetune"]["runs"]
-FT_RUN = config["pseudolabels"]["ft_run"]
-if {k: RUNS.get(FT_RUN, {}).get(k) for k in ("init", "labels")} != {
-    "init": "general",
-    "labels": "none",
-}:
-    raise ValueError(
-        f"pseudolabels.ft_run {FT_RUN!r} must name a run with init general and labels none "
-        f"(the general encoder fine-tuned with each no-attribute machine type as one class)"
-    )
 ENCODERS = {
-    "general": "results/pretrain/general/model.pt",
-    "dap": "results/pretrain/dap/model.pt",
-    "dap_full": "results/pretrain/dap_full/model.pt",
-    "ft": f"results/finetune/{FT_RUN}/seed{SEEDS[0]}/model.pt",
-}
+    name: f"results/pretrain/{name}/model.pt" for name in ("general", "dap", "dap_full")
+} | {"ft": f"results/finetune/{config['pseudolabels']['ft_run']}/seed{SEEDS[0]}/model.pt"}
 
 
 def encoder_checkpoint(wildcards):
@@ -169,25 +170,7 @@ def encoder_checkpoint(wildcards):
 
 def pseudo_label_files(source):
     """Cluster labels of every scored machine type from one encoder's embeddings."""
-    return [f"results/pseudolabels/{source}/{d}/{m}.csv" for d, m in machine_pairs(SCORED)]
-
-
-def cluster_args():
-    """Command-line options of `asdflow cluster` from the clustering settings."""
-    c = config["pseudolabels"]["clustering"]
-    args = [f"--auto {c.get('auto', 'silhouette')}"]
-    for key in ("n_clusters", "distance_threshold", "k_min", "k_max", "min_silhouette"):
-        if c.get(key) is not None:
-            args.append(f"--{key.replace('_', '-')} {c[key]}")
-    if c.get("min_relative_gap") is not None:
-        args.append(f"--min-relative-gap {c['min_relative_gap']}")
-    if c.get("pca_components") is not None:
-        args.append(f"--pca {c['pca_components']}")
-    if not c.get("l2_normalize", True):
-        args.append("--no-l2")
-    if c.get("whiten"):
-        args.append("--whiten")
-    return " ".join(args)
+    return [pseudo_file(source, d, m) for d, m in machine_pairs(SCORED)]
 
 
 def hidden_truth(dataset, machine):
@@ -197,68 +180,24 @@ def hidden_truth(dataset, machine):
     return f"{SYNTH_ROOT}/ground_truth/{dataset}/{machine}_hidden_attributes.csv"
 
 
-def finetune_settings(run, seed):
-    """The resolved settings of one fine-tuning job: common settings, init checkpoint, seed."""
-    return {**config["finetune"]["common"], "init": ENCODERS[RUNS[run]["init"]], "seed": int(seed)}
-
-
 def label_file(wildcards):
     return f"results/labels/{RUNS[wildcards.run]['labels']}.csv"
 
 
 # --- scoring and tables -------------------------------------------------------------------------
 
-# The baselines, first rows of every table in this order, with their titles: one seed each (the
-# k-NN is deterministic, the autoencoder trains once per machine type).
-BASELINES = {
-    "logmel_knn": "log-mel k-NN",
-    "dcase_ae_mse": "DCASE AE (MSE)",
-    "dcase_ae_maha": "DCASE AE (Mahalanobis)",
-}
-for _name in BASELINES:
-    if _name in RUNS:
-        raise ValueError(f"finetune.runs: {_name!r} is a baseline's name; rename the run")
+BASELINES = plan.BASELINES
 RUN_PATTERN = "|".join(sorted(RUNS, key=len, reverse=True))
-for _table in ("table1", "table2"):
-    for _run in config["tables"][_table]:
-        if _run not in RUNS:
-            raise ValueError(
-                f"tables.{_table} names run {_run!r}, not in finetune.runs {sorted(RUNS)}"
-            )
 
 
 def run_seeds(run):
     """Seeds of a run: a baseline has one."""
-    return [0] if run in BASELINES else SEEDS
-
-
-def knn_args():
-    """`asdflow score-*` options of the k-NN back end from the scoring settings."""
-    s = config["scoring"]
-    return (
-        f"--k {s['k']} --bank {s['bank']} --kmeans-centers {s.get('kmeans_centers', 16)} "
-        f"--{'' if s.get('center', False) else 'no-'}center "
-        f"--decision-quantile {s['decision_quantile']}"
-    )
-
-
-def baseline_ae_settings(dataset):
-    """The resolved settings of the DCASE autoencoder on one data set, as a dict."""
-    channel = DATASETS[dataset].channel or config["features"]["channel"]
-    return {
-        **config["baseline_ae"],
-        "sample_rate": config["features"]["sample_rate"],
-        "channel": channel,
-        "decision_quantile": config["scoring"]["decision_quantile"],
-    }
+    return plan.run_seeds(config, run)
 
 
 def table_runs():
     """The baselines and every run of either table, in table order."""
-    runs = list(BASELINES)
-    for table in ("table1", "table2"):
-        runs += [r for r in config["tables"][table] if r not in runs]
-    return runs
+    return plan.table_runs(config)
 
 
 def metrics_files(runs):

@@ -16,10 +16,7 @@ rule synth_machine:
     params:
         asdflow=runner,
         root=lambda wildcards, output: str(Path(output[0]).parents[1]),
-        seed=config["synthetic"]["seed"],
-        clip_seconds=config["synthetic"]["clip_seconds"],
-        severity=config["synthetic"]["severity"],
-        counts=config["synthetic"]["counts"],
+        settings=to_json(plan.synth_settings(config)),
         custom=custom_machine_arg,
         code=code_version("synth"),
     threads: 1
@@ -27,11 +24,7 @@ rule synth_machine:
         ENV
     shell:
         "{params.asdflow} synth --root {params.root:q} --set {wildcards.set} "
-        "--machine-type {wildcards.machine} --seed {params.seed} "
-        "--clip-seconds {params.clip_seconds} --severity {params.severity} "
-        "--train-source {params.counts[train_source]} --train-target {params.counts[train_target]} "
-        "--test-per-quadrant {params.counts[test_per_quadrant]} "
-        "--supplemental {params.counts[supplemental]} {params.custom} "
+        "--machine-type {wildcards.machine:q} --settings {params.settings:q} {params.custom} "
         "--workers {threads} > {log:q} 2>&1"
 
 
@@ -42,16 +35,12 @@ rule download_archive:
         "logs/download/{year}/{stem}.log",
     params:
         asdflow=runner,
-        base_url=config["dcase"].get("base_url", "https://zenodo.org"),
         dest=lambda wildcards, output: str(Path(output[0]).parents[1]),
         md5=archive_md5_arg,
-        max_gb=config["dcase"]["max_unpacked_gb"],
-        max_ratio=config["dcase"]["max_compression_ratio"],
+        settings=to_json(plan.download_settings(config)),
     threads: 1
     conda:
         ENV
     shell:
         "{params.asdflow} download --year {wildcards.year} --zip {wildcards.stem}.zip "
-        "--dest {params.dest:q} --base-url {params.base_url:q} {params.md5} "
-        "--max-unpacked-gb {params.max_gb} --max-compression-ratio {params.max_ratio} "
-        "--quiet > {log:q} 2>&1"
+        "--dest {params.dest:q} --settings {params.settings:q} {params.md5} --quiet > {log:q} 2>&1"

@@ -12,8 +12,7 @@ rule finetune:
         "logs/finetune/{run}/seed{seed}.log",
     params:
         asdflow=runner,
-        settings=lambda wc: finetune_settings(wc.run, wc.seed),
-        settings_json=lambda wc: shlex.quote(json.dumps(finetune_settings(wc.run, wc.seed))),
+        settings=lambda wc: to_json(plan.finetune_settings(config, wc.seed)),
         code=code_version("finetune"),
     threads: config["finetune"].get("threads", 1)
     resources:
@@ -26,5 +25,5 @@ rule finetune:
         ENV
     shell:
         "{params.asdflow} finetune --cache {input.cache:q} --labels {input.labels:q} "
-        "--settings {params.settings_json} --out {output:q} --threads {threads} --quiet "
-        "> {log:q} 2>&1"
+        "--init {input.init:q} --settings {params.settings:q} --out {output:q} --threads {threads} "
+        "--quiet > {log:q} 2>&1"

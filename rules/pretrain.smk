@@ -10,16 +10,14 @@ rule synth_general:
     params:
         asdflow=runner,
         root=lambda wildcards, output: str(Path(output[0]).parent),
-        clips=config["synthetic"].get("general_clips", 600),
-        seed=config["synthetic"]["seed"],
-        clip_seconds=config["synthetic"]["clip_seconds"],
+        settings=to_json(plan.synth_settings(config, general=True)),
         code=code_version("synth"),
     threads: 1
     conda:
         ENV
     shell:
-        "{params.asdflow} synth --root {params.root:q} --general {params.clips} --seed {params.seed} "
-        "--clip-seconds {params.clip_seconds} --workers {threads} > {log:q} 2>&1"
+        "{params.asdflow} synth --root {params.root:q} --general --settings {params.settings:q} "
+        "--workers {threads} > {log:q} 2>&1"
 
 
 rule features_general:
@@ -33,17 +31,14 @@ rule features_general:
     params:
         asdflow=runner,
         out_dir=parent_of("output"),
-        sample_rate=config["features"]["sample_rate"],
-        n_frames=config["features"]["n_frames"],
-        channel=config["features"]["channel"],
+        settings=to_json(plan.fbank_settings(config)),
         code=code_version("features"),
     threads: 1
     conda:
         ENV
     shell:
         "{params.asdflow} features --plain-dir {input:q} --out-dir {params.out_dir:q} "
-        "--sample-rate {params.sample_rate} --n-frames {params.n_frames} "
-        "--channel {params.channel} > {log:q} 2>&1"
+        "--settings {params.settings:q} > {log:q} 2>&1"
 
 
 rule norm_stats_general:
@@ -56,12 +51,14 @@ rule norm_stats_general:
         "logs/features/norm_stats_general.log",
     params:
         asdflow=runner,
+        settings=to_json({"normalization": "train"}),
         code=code_version("norm-stats"),
     threads: 1
     conda:
         ENV
     shell:
-        "{params.asdflow} norm-stats --train {input:q} --mode train --out {output:q} > {log:q} 2>&1"
+        "{params.asdflow} norm-stats --train {input:q} --settings {params.settings:q} "
+        "--out {output:q} > {log:q} 2>&1"
 
 
 if config["pretrain"]["general"]["source"] == "import":
@@ -94,8 +91,7 @@ else:
             "logs/pretrain/general.log",
         params:
             asdflow=runner,
-            settings=pretrain_settings("general"),
-            settings_json=lambda wildcards: shlex.quote(json.dumps(pretrain_settings("general"))),
+            settings=to_json(plan.pretrain_settings(config, "general")),
             code=code_version("pretrain"),
         threads: config["pretrain"].get("threads", 2)
         resources:
@@ -105,24 +101,21 @@ else:
             ENV
         shell:
             "{params.asdflow} pretrain --cache {input.cache:q} --norm-stats {input.stats:q} "
-            "--settings {params.settings_json} --out {output:q} --threads {threads} "
+            "--settings {params.settings:q} --out {output:q} --threads {threads} "
             "--quiet > {log:q} 2>&1"
 
 
 rule pretrain_dap:
     input:
-        init="results/pretrain/general/model.pt",
-        cache=lambda wildcards: cached_train(DAP_ROLES[wildcards.encoder]),
+        init=ENCODERS["general"],
+        cache=lambda wildcards: cached_train(plan.DAP_ROLES[wildcards.encoder]),
     output:
         "results/pretrain/{encoder}/model.pt",
     log:
         "logs/pretrain/{encoder}.log",
     params:
         asdflow=runner,
-        settings=lambda wildcards: pretrain_settings(wildcards.encoder),
-        settings_json=lambda wildcards: shlex.quote(
-            json.dumps(pretrain_settings(wildcards.encoder))
-        ),
+        settings=lambda wildcards: to_json(plan.pretrain_settings(config, wildcards.encoder)),
         code=code_version("pretrain"),
     threads: config["pretrain"].get("threads", 2)
     resources:
@@ -133,5 +126,5 @@ rule pretrain_dap:
     conda:
         ENV
     shell:
-        "{params.asdflow} pretrain --cache {input.cache:q} --settings {params.settings_json} "
-        "--out {output:q} --threads {threads} --quiet > {log:q} 2>&1"
+        "{params.asdflow} pretrain --cache {input.cache:q} --init {input.init:q} "
+        "--settings {params.settings:q} --out {output:q} --threads {threads} --quiet > {log:q} 2>&1"

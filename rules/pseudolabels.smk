@@ -7,14 +7,13 @@ rule embed_train:
         checkpoint=encoder_checkpoint,
         cache=cached_split("train"),
     output:
-        [f"results/embeddings/{{encoder}}/{d}/{m}/train.npy" for d, m in machine_pairs(SCORED)],
+        [embeddings_file("{encoder}", d, m) for d, m in machine_pairs(SCORED)],
     log:
         "logs/embeddings/{encoder}.log",
     params:
         asdflow=runner,
-        machines=lambda wc: " ".join(
-            f"--machine results/features/{d}/{m} results/embeddings/{wc.encoder}/{d}/{m}"
-            for d, m in machine_pairs(SCORED)
+        machines=lambda wc, input, output: repeated(
+            "--machine", folders(input.cache, ".npy"), folders(output)
         ),
         code=code_version("embed"),
     threads: 1
@@ -32,9 +31,7 @@ rule embed_train:
 
 rule cluster:
     input:
-        embeddings=lambda wc: [
-            f"results/embeddings/{wc.encoder}/{d}/{m}/train.npy" for d, m in machine_pairs(SCORED)
-        ],
+        embeddings=lambda wc: [embeddings_file(wc.encoder, d, m) for d, m in machine_pairs(SCORED)],
         index=cached_split("train"),
     output:
         pseudo_label_files("{encoder}"),
@@ -42,13 +39,13 @@ rule cluster:
         "logs/pseudolabels/{encoder}.log",
     params:
         asdflow=runner,
-        jobs=lambda wc: " ".join(
-            f"--job results/embeddings/{wc.encoder}/{d}/{m}/train.npy "
-            f"results/features/{d}/{m}/train.csv results/pseudolabels/{wc.encoder}/{d}/{m}.csv"
-            for d, m in machine_pairs(SCORED)
+        jobs=lambda wc, input, output: repeated(
+            "--job",
+            input.embeddings,
+            [f for f in input.index if f.endswith(".csv")],
+            output,
         ),
-        clustering=config["pseudolabels"]["clustering"],
-        args=cluster_args(),
+        settings=to_json(plan.cluster_settings(config)),
         code=code_version("cluster"),
     threads: 1
     wildcard_constraints:
@@ -56,7 +53,7 @@ rule cluster:
     conda:
         ENV
     shell:
-        "{params.asdflow} cluster {params.jobs} {params.args} > {log:q} 2>&1"
+        "{params.asdflow} cluster {params.jobs} --settings {params.settings:q} > {log:q} 2>&1"
 
 
 rule label_space:
@@ -96,11 +93,20 @@ rule pseudolabel_quality:
         "logs/tables/pseudolabels.log",
     params:
         asdflow=runner,
-        entries=" ".join(
-            f"--machine {e} results/pseudolabels/{e}/{d}/{m}.csv "
-            f"results/features/{d}/{m}/train.csv {shlex.quote(hidden_truth(d, m) or '-')}"
-            for e in config["pseudolabels"]["encoders"]
-            for d, m in machine_pairs(SCORED)
+        entries=repeated(
+            "--machine",
+            *zip(
+                *[
+                    (
+                        e,
+                        pseudo_file(e, d, m),
+                        f"{features_dir(d, m)}/train.csv",
+                        hidden_truth(d, m) or "-",
+                    )
+                    for e in config["pseudolabels"]["encoders"]
+                    for d, m in machine_pairs(SCORED)
+                ]
+            ),
         ),
         code=code_version("pseudolabel-quality"),
     threads: 1
@@ -114,14 +120,14 @@ rule pseudolabel_quality:
 rule tsne_figure:
     input:
         embeddings=expand(
-            "results/embeddings/{encoder}/{{dataset}}/{{machine}}/train.npy",
+            embeddings_file("{encoder}", "{{dataset}}", "{{machine}}"),
             encoder=config["pseudolabels"]["encoders"],
         ),
         pseudo=expand(
-            "results/pseudolabels/{encoder}/{{dataset}}/{{machine}}.csv",
+            pseudo_file("{encoder}", "{{dataset}}", "{{machine}}"),
             encoder=config["pseudolabels"]["encoders"],
         ),
-        index="results/features/{dataset}/{machine}/train.csv",
+        index=f"{features_dir('{dataset}', '{machine}')}/train.csv",
     output:
         report(
             "results/figures/tsne/{dataset}_{machine}.png",

@@ -11,7 +11,12 @@ rule evaluate:
         "logs/metrics/{run}/seed{seed}.log",
     params:
         asdflow=runner,
-        machines=lambda wc: machine_entries(wc.run, wc.seed),
+        machines=lambda wc, input: repeated(
+            "--machine",
+            *zip(*[(d.name, d.role, m) for d in SCORED for m in d.machine_types]),
+            folders(input.tests, ".npy"),
+            folders(input.scores),
+        ),
         code=code_version("evaluate"),
     threads: 1
     wildcard_constraints:
@@ -42,7 +47,7 @@ rule tables:
             category="Tables",
             caption="../report/machines.rst",
         ),
-        report("results/figures/runs.png", category="Figures", caption="../report/runs.rst"),
+        figure=report("results/figures/runs.png", category="Figures", caption="../report/runs.rst"),
     log:
         "logs/tables/tables.log",
     params:
@@ -60,7 +65,7 @@ rule tables:
     shell:
         "{params.asdflow} tables --metrics {input:q} --table1 {params.baselines} {params.table1} "
         "--table2 {params.baselines} {params.table2} --titles {params.titles} "
-        "--out-dir {params.out_dir:q} --figure results/figures/runs.png {params.note} > {log:q} 2>&1"
+        "--out-dir {params.out_dir:q} --figure {output.figure:q} {params.note} > {log:q} 2>&1"
 
 
 rule score_figure:
@@ -77,10 +82,8 @@ rule score_figure:
         "logs/figures/scores/{run}.log",
     params:
         asdflow=runner,
-        machines=lambda wc: " ".join(
-            f"--machine results/features/{d}/{m}/test.csv "
-            f"results/scores/{wc.run}/seed{run_seeds(wc.run)[0]}/{d}"
-            for d, m in machine_pairs(SCORED)
+        machines=lambda wc, input: repeated(
+            "--machine", [f for f in input.tests if f.endswith(".csv")], folders(input.scores)
         ),
         code=code_version("score-figure"),
     threads: 1

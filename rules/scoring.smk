@@ -9,7 +9,7 @@ rule score_run:
         test=cached_split("test"),
     output:
         [
-            f"results/scores/{{run}}/seed{{seed}}/{d}/{kind}_{m}_section_00_test.csv"
+            score_file("{run}", "{seed}", d, m, kind)
             for d, m in machine_pairs(SCORED)
             for kind in ("anomaly_score", "decision_result")
         ],
@@ -17,11 +17,10 @@ rule score_run:
         "logs/scores/{run}/seed{seed}.log",
     params:
         asdflow=runner,
-        machines=lambda wc: " ".join(
-            f"--machine results/features/{d}/{m} results/scores/{wc.run}/seed{wc.seed}/{d}"
-            for d, m in machine_pairs(SCORED)
+        machines=lambda wc, input, output: repeated(
+            "--machine", folders(input.test, ".npy"), folders(output, ".csv")[::2]
         ),
-        knn=knn_args(),
+        settings=to_json(plan.scoring_settings(config)),
         code=code_version("score-encoder"),
     threads: config["finetune"].get("threads", 1)
     resources:
@@ -33,5 +32,6 @@ rule score_run:
     conda:
         ENV
     shell:
-        "{params.asdflow} score-encoder --checkpoint {input.model:q} {params.machines} {params.knn} "
+        "{params.asdflow} score-encoder --checkpoint {input.model:q} {params.machines} "
+        "--settings {params.settings:q} "
         "--threads {threads} > {log:q} 2>&1"

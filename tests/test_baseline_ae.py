@@ -12,6 +12,7 @@ import soundfile as sf
 import torch
 
 from asdflow import baseline_ae, cli, features
+from asdflow.settings import from_mapping
 
 SR = 16000
 SETTINGS = baseline_ae.AESettings()  # the public front end: 128 mels, 5 frames, 1024 / 512
@@ -354,6 +355,6 @@ def test_a_bad_wav_is_an_error_naming_the_file(tmp_path, damage, capsys):
 
 def test_unknown_or_bad_settings_are_errors():
     with pytest.raises(ValueError, match="epoch"):
-        baseline_ae.AESettings.from_dict({"epoch": 3})
+        from_mapping(baseline_ae.AESettings, {"epoch": 3})
     with pytest.raises(ValueError, match="covariance"):
         baseline_ae.AESettings(covariance="diagonal")

@@ -1,4 +1,5 @@
-"""`asdflow bench hours`: the configuration merge, the stage arithmetic and a tiny timed run."""
+"""`asdflow bench hours`: the configuration merge (asdflow.workflow), the stage arithmetic and a
+tiny timed run."""
 
 import json
 
@@ -6,33 +7,34 @@ import pytest
 import yaml
 from conftest import REPO
 
-from asdflow import bench_hours
+from asdflow import workflow as plan
+from asdflow.bench import hours as bench_hours
 
 
 def test_merged_config_updates_nested_keys_like_snakemake(tmp_path):
     a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
     a.write_text(yaml.safe_dump({"x": {"p": 1, "q": 2}, "y": [1, 2]}))
     b.write_text(yaml.safe_dump({"x": {"q": 3}, "y": [5]}))
-    assert bench_hours.merged_config([a, b]) == {"x": {"p": 1, "q": 3}, "y": [5]}
+    assert plan.merge_config_files([a, b]) == {"x": {"p": 1, "q": 3}, "y": [5]}
 
 
 def test_merged_config_names_a_file_that_is_not_a_mapping(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text("- just\n- a list\n")
     with pytest.raises(ValueError, match="bad.yaml"):
-        bench_hours.merged_config([bad])
+        plan.merge_config_files([bad])
 
 
 def test_merged_config_names_a_file_that_is_not_yaml(tmp_path):
     bad = tmp_path / "broken.yaml"
     bad.write_text("pretrain: {model: [eat_base\n")
     with pytest.raises(ValueError, match="broken.yaml: not valid YAML"):
-        bench_hours.merged_config([bad])
+        plan.merge_config_files([bad])
 
 
 def test_stage_hours_multiplies_steps_runs_seeds_and_clips(monkeypatch):
     monkeypatch.chdir(REPO)
-    config = bench_hours.merged_config(["config/config.yaml", "config/dcase2025.yaml"])
+    config = plan.load_config(["config/config.yaml", "config/dcase2025.yaml"])
     table = bench_hours.stage_hours(config, 0.5, 0.1, 1000.0, 15000, 3000).set_index("stage")
     hours = table["hours"]
     assert hours["pretrain general (imported)"] == 0
@@ -51,7 +53,7 @@ def test_stage_hours_multiplies_steps_runs_seeds_and_clips(monkeypatch):
 
 def test_stage_hours_follows_the_configured_encoders_and_runs(monkeypatch):
     monkeypatch.chdir(REPO)
-    config = bench_hours.merged_config(["config/config.yaml"])
+    config = plan.load_config(["config/config.yaml"])
     config["pseudolabels"]["encoders"] = ["general"]
     config["finetune"]["runs"] = {"na": {"init": "general", "labels": "none"}}
     stages = bench_hours.stage_hours(config, 0.5, 0.1, 1000.0, 100, 10)["stage"].tolist()

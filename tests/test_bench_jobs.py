@@ -2,7 +2,7 @@
 
 import pytest
 
-from asdflow import bench_jobs
+from asdflow.bench import jobs as bench_jobs
 
 LOG = """Building DAG of jobs...
 [Wed Dec  2 12:09:57 2026]

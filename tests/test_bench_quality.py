@@ -3,8 +3,9 @@
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import REPO
 
-from asdflow import bench_hours, bench_quality
+from asdflow.bench import quality as bench_quality
 from asdflow.data import synth
 
 
@@ -73,14 +74,7 @@ def test_sweep_varies_one_factor_at_a_time():
 
 def test_sweep_of_an_unknown_run_names_the_config_and_the_run(tmp_path):
     config = tmp_path / "my.yaml"
-    config.write_text("synthetic: {}\nfinetune:\n  runs: {na: {}}\n")
+    config.write_text("finetune:\n  seeds: [0]\n")
+    paths = [REPO / "config" / "config.yaml", config]
     with pytest.raises(ValueError, match=r"my.yaml: no run 'nope' under finetune.runs; known: na"):
-        bench_quality.finetune_sweep([config], tmp_path, "nope", {}, tmp_path / "out")
-
-
-def test_config_files_merge_later_over_earlier(tmp_path):
-    base, over = tmp_path / "a.yaml", tmp_path / "b.yaml"
-    base.write_text("finetune:\n  common: {steps: 100, lr: 0.1}\n  seeds: [0]\n")
-    over.write_text("finetune:\n  common: {steps: 400}\n")
-    config = bench_hours.merged_config([base, over])
-    assert config["finetune"] == {"common": {"steps": 400, "lr": 0.1}, "seeds": [0]}
+        bench_quality.finetune_sweep(paths, tmp_path, "nope", {}, tmp_path / "out")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import re
 import stat
 import threading
@@ -17,6 +18,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from asdflow import cli
 from asdflow.data.dcase import machine_clip_table
 from asdflow.data.download import (
     ARCHIVES,
@@ -28,7 +30,6 @@ from asdflow.data.download import (
     download_archive,
     fetch,
     find_archive,
-    main_download,
     safe_extract,
     select_archives,
 )
@@ -408,8 +409,9 @@ def test_safe_extract_refuses_an_entry_that_lies_about_its_size(tmp_path: Path) 
 def test_main_download_writes_the_done_marker(server, tmp_path: Path) -> None:
     serve(server, FAN, make_zip(FAN_ZIP_ENTRIES))
     done = tmp_path / "done" / "download.done"
-    code = main_download(
+    code = cli.main(
         [
+            "download",
             "--year",
             "2025",
             "--kind",
@@ -418,10 +420,8 @@ def test_main_download_writes_the_done_marker(server, tmp_path: Path) -> None:
             "fan",
             "--dest",
             str(tmp_path / "d"),
-            "--base-url",
-            server.base,
-            "--retries",
-            "1",
+            "--settings",
+            json.dumps({"base_url": server.base, "retries": 1}),
             "--done",
             str(done),
             "--quiet",

@@ -10,6 +10,7 @@ import torch
 from test_pretrain import STATS, tiny_settings, write_cache
 
 from asdflow import checkpoint, embed, finetune, pretrain, train
+from asdflow.settings import from_mapping
 
 
 def test_arcface_adds_the_margin_to_the_true_class_only():
@@ -81,10 +82,9 @@ def test_tiny_finetune_learns_the_classes_and_embeds(tmp_path):
     labels = pd.DataFrame(
         {"file": index["file"], "class_index": proto, "class_name": [f"c{p}" for p in proto]}
     )
-    settings = train.settings_from_dict(
+    settings = from_mapping(
         finetune.FinetuneSettings,
         {
-            "init": str(init),
             "steps": 30,
             "batch_size": 8,
             "lr": 1e-3,
@@ -92,7 +92,9 @@ def test_tiny_finetune_learns_the_classes_and_embeds(tmp_path):
             "log_every": 10,
         },
     )
-    out = finetune.finetune(settings, [prefix], labels, tmp_path / "f/model.pt", progress=False)
+    out = finetune.finetune(
+        settings, [prefix], labels, tmp_path / "f/model.pt", init, progress=False
+    )
     lines = [json.loads(x) for x in (tmp_path / "f/model.metrics.jsonl").read_text().splitlines()]
     assert lines[-1]["ce"] < lines[0]["ce"]
     state = checkpoint.load_checkpoint(out)
@@ -128,14 +130,12 @@ def test_holdout_logs_heldout_figures_and_trains_on_the_rest(tmp_path):
     labels = pd.DataFrame(
         {"file": index["file"], "class_index": classes, "class_name": [f"c{c}" for c in classes]}
     )
-    common = {"init": str(init), "steps": 4, "batch_size": 4, "lr": 1e-3, "warmup_steps": 1}
+    common = {"steps": 4, "batch_size": 4, "lr": 1e-3, "warmup_steps": 1}
     common["log_every"] = 2
     for holdout, clips in ((0.25, 30), (0.0, 40)):
-        settings = train.settings_from_dict(
-            finetune.FinetuneSettings, {**common, "holdout": holdout}
-        )
+        settings = from_mapping(finetune.FinetuneSettings, {**common, "holdout": holdout})
         out = finetune.finetune(
-            settings, [prefix], labels, tmp_path / f"h{holdout}/model.pt", progress=False
+            settings, [prefix], labels, tmp_path / f"h{holdout}/model.pt", init, progress=False
         )
         lines = [json.loads(x) for x in out.with_suffix(".metrics.jsonl").read_text().splitlines()]
         assert [x["step"] for x in lines] == [2, 4]
@@ -151,9 +151,11 @@ def test_holdout_logs_heldout_figures_and_trains_on_the_rest(tmp_path):
             assert all("heldout_ce" not in line for line in lines)
     # a share outside [0, 1) is an error, not silently "no holdout"
     for bad in (-0.1, 1.0):
-        settings = train.settings_from_dict(finetune.FinetuneSettings, {**common, "holdout": bad})
+        settings = from_mapping(finetune.FinetuneSettings, {**common, "holdout": bad})
         with pytest.raises(ValueError, match="holdout must be in"):
-            finetune.finetune(settings, [prefix], labels, tmp_path / "bad/model.pt", progress=False)
+            finetune.finetune(
+                settings, [prefix], labels, tmp_path / "bad/model.pt", init, progress=False
+            )
 
 
 def test_training_loop_evaluates_in_eval_mode_without_gradients(tmp_path):

@@ -1,5 +1,5 @@
 """Tests of `asdflow import-eat` on synthetic checkpoints written with the official key names and
-shapes (shared/reference/eat.md section 5): fairseq pre-trained (student + EMA teacher + decoder,
+shapes: fairseq pre-trained (student + EMA teacher + decoder,
 pickled config objects) and fine-tuned, Hugging Face safetensors folder and pytorch_model.bin.
 The imported encoder is checked against an independent post-LN forward written here."""
 
@@ -15,7 +15,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from asdflow import checkpoint
+from asdflow import checkpoint, cli
 from asdflow.checkpoint import CheckpointError
 from asdflow.import_eat import (
     InertObject,
@@ -23,7 +23,6 @@ from asdflow.import_eat import (
     import_eat,
     infer_config,
     load_untrusted,
-    main_import,
     map_official,
 )
 from asdflow.models import Decoder2d, EATEncoder, eat_base, eat_tiny
@@ -244,7 +243,8 @@ def assert_same_function(path, t: dict, depth: int, heads: int, table=None):
 @pytest.mark.parametrize("ema_layout", ["nested", "flat", "top-level"])
 def test_fairseq_pretrained_teacher_student_decoder(tmp_path, ema_layout):
     student, teacher = official_tensors(1, depth=6), official_tensors(2, depth=6)
-    # fp16 runs store a half-precision student; the EMA teacher is kept in fp32 (eat.md 3).
+    # fp16 runs store a half-precision student; the EMA teacher is kept in fp32, as official
+    # EAT does.
     model = {k: v.half() for k, v in fairseq_keys(student).items()} | decoder_tensors(3)
     src = tmp_path / "EAT-base_epoch30_pt.pt"
     write_fairseq(src, model, ema_layout, fairseq_keys(teacher))
@@ -430,10 +430,18 @@ def test_without_a_stored_table_positions_are_computed_as_official_eat_does():
 
 def test_cli(tmp_path, capsys):
     torch.save(hf_keys(official_tensors(9, depth=2)), tmp_path / "pytorch_model.bin")
-    assert main_import([str(tmp_path / "pytorch_model.bin"), "--out", str(tmp_path / "o.pt")]) == 0
+    assert (
+        cli.main(
+            ["import-eat", str(tmp_path / "pytorch_model.bin"), "--out", str(tmp_path / "o.pt")]
+        )
+        == 0
+    )
     summary = json.loads(capsys.readouterr().out)
     assert summary["model_name"] == "eat_custom" and summary["config"]["depth"] == 2
-    assert main_import([str(tmp_path / "missing.pt"), "--out", str(tmp_path / "o2.pt")]) == 1
+    assert (
+        cli.main(["import-eat", str(tmp_path / "missing.pt"), "--out", str(tmp_path / "o2.pt")])
+        == 1
+    )
     assert "missing.pt" in capsys.readouterr().err
 
 

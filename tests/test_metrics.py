@@ -28,7 +28,7 @@ from asdflow.metrics import (
 # README): order AutoTrash, HomeCamera, ToyPet, ToyRCCar, BandSealer, CoffeeGrinder, Polisher,
 # ScrewFeeder. With 100 normals and 100 anomalies per machine the standardised pAUC is
 # 0.5 + (k - 50) / 1900 for integer k, i.e. a multiple of 1/1900: these fractions are the exact
-# values behind the evaluator's printed floats. (The 4-decimal pAUCs of dcase.md section 2 are
+# values behind the evaluator's printed floats. (The 4-decimal pAUCs the README quotes are
 # rounded and give Omega 0.54428487 instead.)
 KNOWN_2025 = {
     "MSE": {

@@ -15,7 +15,7 @@ def _seed():
 
 def test_eat_base_counts_the_reference_parameters():
     encoder = models.create_model("eat_base")
-    assert models.count_parameters(encoder) == 85_254_144  # 85.25M, eat.md section 2
+    assert models.count_parameters(encoder) == 85_254_144  # 85.25M, official EAT-base
     assert models.count_parameters(models.Decoder2d(encoder.cfg)) == 2_585_856  # 2.59M
 
 

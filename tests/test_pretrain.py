@@ -225,10 +225,10 @@ def test_dap_continues_from_a_checkpoint_and_keeps_its_normalisation(tmp_path):
     general = pretrain.pretrain(
         tiny_settings(4), [prefix], tmp_path / "g/model.pt", STATS, progress=False
     )
-    dap = pretrain.PretrainSettings(**{**tiny_settings(4).__dict__, "init": str(general)})
-    out = pretrain.pretrain(dap, [prefix], tmp_path / "d/model.pt", None, progress=False)
+    dap = tiny_settings(4)
+    out = pretrain.pretrain(dap, [prefix], tmp_path / "d/model.pt", None, False, init=general)
     state = checkpoint.load_checkpoint(out)
     assert state["normalization"]["std"] == 0.5 and state["settings"]["init"] == str(general)
     wrong = pretrain.PretrainSettings(**{**dap.__dict__, "model": "eat_small"})
     with pytest.raises(ValueError, match="holds a eat_tiny encoder"):
-        pretrain.pretrain(wrong, [prefix], tmp_path / "e/model.pt", None, progress=False)
+        pretrain.pretrain(wrong, [prefix], tmp_path / "e/model.pt", None, False, init=general)

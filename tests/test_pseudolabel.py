@@ -7,13 +7,12 @@ import pandas as pd
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
+from asdflow import cli
 from asdflow.pseudolabel import (
     WardClustering,
     build_label_space,
     cluster_quality,
     machine_has_attributes,
-    main_cluster,
-    main_labels,
     read_pseudo_labels,
 )
 
@@ -396,10 +395,10 @@ def test_cli_round_trip(tmp_path):
     truth.to_csv(tmp_path / "truth.csv", index=False)
 
     out = tmp_path / "pseudo" / "labels.csv"
-    argv = ["--embeddings", str(tmp_path / "emb.npy"), "--index", str(tmp_path / "train.csv")]
-    argv += ["--out", str(out), "--quality-truth", str(tmp_path / "truth.csv"), "--auto", "gap"]
-    argv += ["--min-silhouette", "0.2", "--min-relative-gap", "0.4"]
-    assert main_cluster(argv) == 0
+    argv = ["cluster", "--job", str(tmp_path / "emb.npy"), str(tmp_path / "train.csv"), str(out)]
+    argv += ["--quality-truth", str(tmp_path / "truth.csv")]
+    settings = {"auto": "gap", "min_silhouette": 0.2, "min_relative_gap": 0.4}
+    assert cli.main([*argv, "--settings", json.dumps(settings)]) == 0
 
     labels = pd.read_csv(out)
     assert list(labels.columns) == ["file", "pseudo_attribute"]
@@ -421,7 +420,7 @@ def test_cli_round_trip(tmp_path):
     assert adjusted_rand_score(true_load, bearing["class_index"]) > 0.95
 
 
-def test_cli_fixed_count_and_bad_rows(tmp_path):
+def test_cli_fixed_count_and_bad_rows(tmp_path, capsys):
     X, _ = blobs(2, seed=10, n_per=10)
     index = pd.DataFrame(
         {
@@ -433,15 +432,18 @@ def test_cli_fixed_count_and_bad_rows(tmp_path):
     )
     index.to_csv(tmp_path / "train.csv", index=False)
     np.save(tmp_path / "emb.npy", X)
-    base = ["--embeddings", str(tmp_path / "emb.npy"), "--index", str(tmp_path / "train.csv")]
     out = tmp_path / "labels.csv"
-    assert main_cluster([*base, "--out", str(out), "--n-clusters", "4", "--pca", "0.9"]) == 0
+    base = ["cluster", "--job", str(tmp_path / "emb.npy"), str(tmp_path / "train.csv"), str(out)]
+    settings = {"n_clusters": 4, "pca_components": 0.9}
+    assert cli.main([*base, "--settings", json.dumps(settings)]) == 0
     assert pd.read_csv(out)["pseudo_attribute"].nunique() == 4
     report = json.loads((tmp_path / "labels.csv.json").read_text())
     assert report["settings"]["pca_components"] == 0.9
     np.save(tmp_path / "emb.npy", X[:-1])
-    with pytest.raises(ValueError, match="does not match the 20 rows"):
-        main_cluster([*base, "--out", str(out)])
+    assert cli.main(base) == 1
+    assert "does not match the 20 rows" in capsys.readouterr().err
+    assert cli.main([*base, "--settings", '{"n_cluster": 4}']) == 1
+    assert "unknown ClusterSettings setting(s) ['n_cluster']" in capsys.readouterr().err
 
 
 def test_labels_cli(tmp_path):
@@ -453,11 +455,11 @@ def test_labels_cli(tmp_path):
         table = pd.DataFrame({"file": labels.index, "pseudo_attribute": labels.to_numpy()})
         table.to_csv(tmp_path / f"pseudo_{machine_type}.csv", index=False)
     pseudo = [str(tmp_path / f"pseudo_{m}.csv") for m in ("bearing", "gearbox")]
-    assert main_labels(["--index", *indexes, "--out", str(tmp_path / "none.csv")]) == 0
+    assert cli.main(["labels", "--index", *indexes, "--out", str(tmp_path / "none.csv")]) == 0
     none = pd.read_csv(tmp_path / "none.csv")
     assert none["class_name"].nunique() == 7
     out = tmp_path / "pseudo.csv"
-    assert main_labels(["--index", *indexes, "--pseudo", *pseudo, "--out", str(out)]) == 0
+    assert cli.main(["labels", "--index", *indexes, "--pseudo", *pseudo, "--out", str(out)]) == 0
     space = pd.read_csv(out)
     expected = build_label_space(clips, pseudo_labels(), "pseudo")
     assert dict(zip(space["file"], space["class_name"], strict=True)) == dict(

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from asdflow import cli
 from asdflow.data import synth
 from asdflow.data.synth import Counts
 
@@ -177,7 +178,7 @@ def test_interrupted_generation_never_looks_complete(tmp_path, monkeypatch):
     def crash(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(synth, "_run_all", crash)
+    monkeypatch.setattr(synth.writer, "_run_all", crash)
     with pytest.raises(KeyboardInterrupt):
         _generate(tmp_path, "dev", "motor")
     assert (tmp_path / "dev" / "motor.tmp").is_dir()
@@ -231,15 +232,14 @@ def test_general_corpus(tmp_path):
 
 
 def test_cli(tmp_path, capsys):
-    custom = "{'archetype': 'valve', 'attributes': {'spd': {'source': [60], 'target': [90]}}}"
-    args = ["--root", str(tmp_path), "--set", "earlier", "--machine-type", "sprayer",
-            "--machine-json", custom, "--clip-seconds", "0.5", "--train-source", "2",
-            "--train-target", "1", "--test-per-quadrant", "1", "--supplemental", "0"]  # fmt: skip
-    assert synth.main_synth(args) == 0
+    custom = {"archetype": "valve", "attributes": {"spd": {"source": [60], "target": [90]}}}
+    counts = {"train_source": 2, "train_target": 1, "test_per_quadrant": 1, "supplemental": 0}
+    settings = json.dumps({"clip_seconds": 0.5, "counts": counts, "general_clips": 3})
+    args = ["synth", "--root", str(tmp_path), "--set", "earlier", "--machine-type", "sprayer",
+            "--machine-json", json.dumps(custom), "--settings", settings]  # fmt: skip
+    assert cli.main(args) == 0
     out = tmp_path / "earlier" / "sprayer"
     assert len(list(out.glob("*/*.wav"))) == 7
     assert str(out) in capsys.readouterr().out
-    assert (
-        synth.main_synth(["--root", str(tmp_path), "--general", "3", "--clip-seconds", "0.5"]) == 0
-    )
+    assert cli.main(["synth", "--root", str(tmp_path), "--general", "--settings", settings]) == 0
     assert len(list((tmp_path / "general").glob("*.wav"))) == 3

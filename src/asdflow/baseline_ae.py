@@ -14,7 +14,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from itertools import pairwise
 from pathlib import Path
 
@@ -66,14 +66,6 @@ class AESettings:
     @property
     def input_dim(self) -> int:
         return self.n_mels * self.frames
-
-    @classmethod
-    def from_dict(cls, d: dict) -> AESettings:
-        """Settings from one flat dict; unknown keys are errors naming them."""
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown baseline_ae setting(s) {sorted(unknown)}")
-        return cls(**d)
 
 
 # --- front end ----------------------------------------------------------------------------------

@@ -1,14 +1,53 @@
-"""The `asdflow` command: one subcommand per workflow stage, each a thin wrapper that parses
-arguments and calls the stage's function in the package."""
+"""The `asdflow` command: one subcommand per workflow stage.
+
+Each subcommand is declared once, beside the function it runs (`@command`): its options and a
+function that parses nothing itself. Paths and what a person types by hand are flags; the
+settings a stage takes from its section of the workflow configuration arrive as one object,
+`--settings JSON` (or a JSON/YAML file), parsed into the stage's dataclass by asdflow.settings.
+Stage modules are imported inside the functions, so that a command loads only its own stage
+(and `asdflow.codeversion` can hash exactly that).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
-from asdflow import __version__
+from asdflow import __version__, settings
+
+# name -> (help, arguments, function); filled by @command in the order of this file
+COMMANDS: dict[str, tuple[str, tuple, Callable]] = {}
+
+
+def arg(*flags: str, **options) -> tuple[tuple[str, ...], dict]:
+    """One argument of a subcommand, as argparse's add_argument takes it."""
+    return flags, options
+
+
+def command(name: str, help: str, *arguments: tuple[tuple[str, ...], dict]):
+    """Declare `asdflow <name>` with these arguments; the function gets the parsed namespace."""
+
+    def register(function: Callable) -> Callable:
+        COMMANDS[name] = (help, arguments, function)
+        return function
+
+    return register
+
+
+SETTINGS = arg(
+    "--settings",
+    default="{}",
+    help="the stage's settings: a JSON object, or a JSON/YAML file (keys of its config section; "
+    "missing keys take their defaults)",
+)
+THREADS = arg("--threads", type=int, default=1)
+QUIET = arg("--quiet", action="store_true", help="no progress bar")
+MACHINE_DIRS = arg(
+    "--machine", nargs=2, action="append", required=True, metavar=("FEATURES_DIR", "OUT_DIR")
+)
 
 
 def _limit_threads() -> None:
@@ -20,28 +59,19 @@ def _limit_threads() -> None:
     torch.set_num_threads(max(1, int(os.environ.get("OMP_NUM_THREADS", "1"))))
 
 
-# --- data ---------------------------------------------------------------------------------------
+def _prefixes(paths: list[str]) -> list[str]:
+    """Cached splits given as .npy/.csv files -> their common prefixes, sorted."""
+    return sorted({str(Path(p).with_suffix("")) for p in paths})
 
 
-def cmd_synth(args: argparse.Namespace, extra: list[str]) -> int:
-    from asdflow.data import synth
-
-    return synth.main_synth(extra)
+# --- configuration and data ---------------------------------------------------------------------
 
 
-def cmd_download(args: argparse.Namespace, extra: list[str]) -> int:
-    from asdflow.data import download
-
-    return download.main_download(extra)
-
-
-# Stages whose own argument parser lives beside their code: the rest of the line goes to it.
-DELEGATED = {"synth", "download", "import-eat", "cluster", "labels"}
-
-
-# --- configuration --------------------------------------------------------------------------------
-
-
+@command(
+    "check-config",
+    "read workflow config files; name the file, line and column of an error",
+    arg("files", nargs="+", help="YAML or JSON config files"),
+)
 def cmd_check_config(args: argparse.Namespace) -> None:
     """Parse each config file as Snakemake will; Snakemake's own error names no file or line."""
     import yaml
@@ -65,9 +95,122 @@ def cmd_check_config(args: argparse.Namespace) -> None:
             raise ValueError(f"{path}: a config file must map keys to values at its top level")
 
 
+@command(
+    "synth",
+    "write synthetic DCASE-layout machine sounds (one machine type, or the general corpus)",
+    arg("--root", type=Path, required=True, help="folder of the synthetic data sets"),
+    arg("--set", dest="set_name", default="dev", help="data set: dev, eval or earlier"),
+    arg("--machine-type", help="catalog name (or the name of --machine-json's type)"),
+    arg("--machine-json", default="", help="custom machine type as a JSON object"),
+    arg("--general", action="store_true", help="write the general-audio corpus instead"),
+    SETTINGS,
+    arg("--workers", type=int, default=1),
+)
+def cmd_synth(args: argparse.Namespace) -> None:
+    from asdflow.data import synth
+
+    s = settings.parse(synth.SynthSettings, args.settings)
+    if args.general:
+        out = synth.generate_general(
+            args.root, s.general_clips, s.seed, s.clip_seconds, s.sample_rate, args.workers
+        )
+    else:
+        if not args.machine_type:
+            raise ValueError("--machine-type is required unless --general is given")
+        machine_type = args.machine_type
+        if args.machine_json.strip():
+            machine_type = synth.machine_type_from_dict(
+                args.machine_type, json.loads(args.machine_json)
+            )
+        out = synth.generate_machine(
+            args.root,
+            args.set_name,
+            machine_type,
+            s.counts,
+            s.seed,
+            s.clip_seconds,
+            s.sample_rate,
+            s.severity,
+            args.workers,
+        )
+    print(out)
+
+
+@command(
+    "download",
+    "fetch and unpack DCASE archives",
+    arg("--year", type=int, nargs="+", action="extend", required=True),
+    arg("--kind", nargs="+", action="extend", choices=["dev", "eval_train", "eval_test"]),
+    arg("--machine-type", nargs="+", action="extend"),
+    arg("--zip", nargs="+", action="extend", help="archive names (one year)"),
+    arg("--dest", type=Path, required=True, help="root of the unpacked data"),
+    SETTINGS,
+    arg("--md5", help="expected md5 of the archive (one --zip)"),
+    arg("--done", type=Path, help="marker file written when all are extracted"),
+    QUIET,
+)
+def cmd_download(args: argparse.Namespace) -> None:
+    from asdflow.data import download
+
+    if args.zip:
+        archives = [download.find_archive(y, name) for y in args.year for name in args.zip]
+    else:
+        archives = download.select_archives(
+            args.year, args.kind or download.KINDS, args.machine_type
+        )
+    download.download_archives(
+        archives,
+        args.dest,
+        settings.parse(download.DownloadSettings, args.settings),
+        md5=args.md5,
+        done=args.done,
+        progress=not args.quiet,
+    )
+
+
+@command(
+    "import-eat",
+    "convert official EAT weights (fairseq .pt, or a Hugging Face folder, model.safetensors or "
+    "pytorch_model.bin) into an asdflow encoder checkpoint",
+    arg("input", type=Path),
+    arg("--out", type=Path, required=True, help="asdflow checkpoint to write"),
+    arg(
+        "--weights",
+        choices=("student", "teacher"),
+        default=None,
+        help="pre-trained fairseq files: which copy becomes the encoder (default: the student, "
+        "as official EAT extracts features and fine-tunes)",
+    ),
+    arg(
+        "--num-heads",
+        type=int,
+        default=None,
+        help="attention heads (default: config.json, else 3/6/12/16 for width 192/384/768/1024)",
+    ),
+)
+def cmd_import_eat(args: argparse.Namespace) -> None:
+    from asdflow import import_eat
+
+    report = import_eat.import_eat(
+        args.input, args.out, weights=args.weights, num_heads=args.num_heads
+    )
+    for warning in report.warnings:
+        print(f"import-eat: warning: {warning}", file=sys.stderr)
+    print(json.dumps(report.summary()))
+
+
 # --- features -----------------------------------------------------------------------------------
 
 
+@command(
+    "features",
+    "cache the log-mel features of one machine type (or of a folder of unlabelled wavs)",
+    arg("--machine-dir", nargs="+", default=[], help="DCASE-layout machine folders"),
+    arg("--plain-dir", default="", help="a folder of wav files without labels"),
+    arg("--ground-truth", default="", help="eval ground-truth list (DCASE format)"),
+    arg("--out-dir", required=True),
+    SETTINGS,
+)
 def cmd_features(args: argparse.Namespace) -> None:
     import pandas as pd
 
@@ -75,13 +218,10 @@ def cmd_features(args: argparse.Namespace) -> None:
     from asdflow.data import dcase
 
     _limit_threads()
-    settings = features.FbankSettings(
-        sample_rate=args.sample_rate, n_frames=args.n_frames, channel=args.channel
-    )
+    fbank = settings.parse(features.FbankSettings, args.settings)
     if args.plain_dir:
-        features.cache_machine(
-            features.plain_clip_table(Path(args.plain_dir)), Path(args.out_dir), settings
-        )
+        clips = features.plain_clip_table(Path(args.plain_dir))
+        features.cache_machine(clips, Path(args.out_dir), fbank)
         return
     if not args.machine_dir:
         raise ValueError("give --machine-dir (DCASE layout) or --plain-dir (unlabelled wavs)")
@@ -96,49 +236,97 @@ def cmd_features(args: argparse.Namespace) -> None:
         raise FileNotFoundError(
             f"{', '.join(args.machine_dir)}: no training clips (train/*.wav) for this machine type"
         )
-    features.cache_machine(clips, Path(args.out_dir), settings)
+    features.cache_machine(clips, Path(args.out_dir), fbank)
 
 
+@command(
+    "norm-stats",
+    "log-mel normalisation statistics",
+    arg("--train", nargs="*", default=[], help="cached training splits (.npy/.csv)"),
+    SETTINGS,
+    arg("--out", required=True),
+)
 def cmd_norm_stats(args: argparse.Namespace) -> None:
     from asdflow import features
 
-    if args.mode == "fixed":
-        stats = features.NormStats(mean=args.mean, std=args.std, source="fixed")
+    norm = settings.parse(features.NormSettings, args.settings)
+    if norm.normalization == "fixed":
+        stats = features.NormStats(mean=norm.fixed_mean, std=norm.fixed_std, source="fixed")
     else:
-        prefixes = sorted({str(Path(p).with_suffix("")) for p in args.train})
-        stats = features.compute_norm_stats([Path(p) for p in prefixes])
+        stats = features.compute_norm_stats([Path(p) for p in _prefixes(args.train)])
     stats.save(args.out)
     print(json.dumps(stats.__dict__))
 
 
-# --- pre-training -------------------------------------------------------------------------------
+# --- encoders -----------------------------------------------------------------------------------
 
 
+@command(
+    "pretrain",
+    "EAT pre-training (general, or domain-adaptive from --init)",
+    arg("--cache", nargs="+", required=True, help="cached splits (.npy) to train on"),
+    arg("--init", default="", help="checkpoint to continue from (DAP: the general encoder)"),
+    arg("--norm-stats", default="", help="statistics for a run from scratch"),
+    SETTINGS,
+    arg("--out", required=True),
+    THREADS,
+    QUIET,
+)
 def cmd_pretrain(args: argparse.Namespace) -> None:
     import torch
 
-    from asdflow import features, pretrain, train
+    from asdflow import features, pretrain
 
     torch.set_num_threads(args.threads)
-    settings = train.settings_from_dict(pretrain.PretrainSettings, json.loads(args.settings))
     stats = features.NormStats.load(args.norm_stats) if args.norm_stats else None
-    prefixes = sorted({str(Path(p).with_suffix("")) for p in args.cache})
-    pretrain.pretrain(settings, prefixes, Path(args.out), stats, progress=not args.quiet)
+    pretrain.pretrain(
+        settings.parse(pretrain.PretrainSettings, args.settings),
+        _prefixes(args.cache),
+        Path(args.out),
+        stats,
+        progress=not args.quiet,
+        init=Path(args.init) if args.init else None,
+    )
 
 
+@command(
+    "finetune",
+    "fine-tune an encoder on machine attribute classes",
+    arg("--cache", nargs="+", required=True, help="cached training splits (.npy)"),
+    arg("--labels", required=True, help="label space CSV: file, class_name, class_index"),
+    arg("--init", required=True, help="the encoder checkpoint to adapt"),
+    SETTINGS,
+    arg("--out", required=True),
+    THREADS,
+    QUIET,
+)
 def cmd_finetune(args: argparse.Namespace) -> None:
     import pandas as pd
     import torch
 
-    from asdflow import finetune, train
+    from asdflow import finetune
 
     torch.set_num_threads(args.threads)
-    settings = train.settings_from_dict(finetune.FinetuneSettings, json.loads(args.settings))
-    labels = pd.read_csv(args.labels, keep_default_na=False)
-    prefixes = sorted({str(Path(p).with_suffix("")) for p in args.cache})
-    finetune.finetune(settings, prefixes, labels, Path(args.out), progress=not args.quiet)
+    finetune.finetune(
+        settings.parse(finetune.FinetuneSettings, args.settings),
+        _prefixes(args.cache),
+        pd.read_csv(args.labels, keep_default_na=False),
+        Path(args.out),
+        Path(args.init),
+        progress=not args.quiet,
+    )
 
 
+@command(
+    "embed",
+    "clip embeddings of machine types from an encoder",
+    arg("--checkpoint", required=True),
+    MACHINE_DIRS,
+    arg("--splits", nargs="+", default=["train"]),
+    arg("--pooling", default="mean", choices=["mean", "cls", "freq"]),
+    arg("--batch-size", type=int, default=64),
+    THREADS,
+)
 def cmd_embed(args: argparse.Namespace) -> None:
     import torch
 
@@ -156,74 +344,178 @@ def cmd_embed(args: argparse.Namespace) -> None:
         )
 
 
-def cmd_import_eat(args: argparse.Namespace, extra: list[str]) -> int:
-    from asdflow import import_eat
-
-    return import_eat.main_import(extra)
+# --- pseudo-labels ------------------------------------------------------------------------------
 
 
-# --- scoring and tables -------------------------------------------------------------------------
+@command(
+    "cluster",
+    "Ward pseudo-attributes per machine type, from clip embeddings",
+    arg(
+        "--job",
+        nargs=3,
+        action="append",
+        required=True,
+        metavar=("EMBEDDINGS_NPY", "INDEX_CSV", "OUT_CSV"),
+        help="one clustering: embeddings (N, D), the clip table of the N clips, the labels to "
+        "write (and OUT_CSV.json, the choice made per machine type)",
+    ),
+    arg("--quality-truth", help="CSV file,attributes to score the clusters on"),
+    SETTINGS,
+)
+def cmd_cluster(args: argparse.Namespace) -> None:
+    from asdflow import pseudolabel
+
+    cluster = settings.parse(pseudolabel.ClusterSettings, args.settings)
+    for embeddings, index, out in args.job:
+        pseudolabel.cluster_machine_types(
+            Path(embeddings), Path(index), Path(out), cluster, args.quality_truth
+        )
 
 
-def _knn_settings(args: argparse.Namespace):
-    from asdflow import knn
+@command(
+    "labels",
+    "the class label space of the training clips for fine-tuning",
+    arg("--index", nargs="+", required=True, help="clip table CSVs"),
+    arg("--pseudo", nargs="*", default=[], help="`asdflow cluster`'s CSVs"),
+    arg("--out", required=True, help="CSV: the clips with their classes"),
+)
+def cmd_labels(args: argparse.Namespace) -> None:
+    from asdflow import pseudolabel
 
-    return knn.KnnSettings(
-        k=args.k, bank=args.bank, kmeans_centers=args.kmeans_centers, center=args.center
+    pseudolabel.write_label_space(
+        [Path(p) for p in args.index], [Path(p) for p in args.pseudo], Path(args.out)
     )
 
 
-def _add_knn_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--k", type=int, default=1)
-    p.add_argument("--bank", default="joint", choices=["joint", "per_domain", "kmeans_source"])
-    p.add_argument("--kmeans-centers", type=int, default=16)
-    p.add_argument(
-        "--center",
-        action=argparse.BooleanOptionalAction,
-        default=False,
-        help="centre embeddings on the machine type's training mean before cosine distances",
+@command(
+    "pseudolabel-quality",
+    "NMI / ARI / purity of the clusters",
+    arg(
+        "--machine",
+        nargs=4,
+        action="append",
+        required=True,
+        metavar=("ENCODER", "PSEUDO_CSV", "INDEX_CSV", "TRUTH_CSV"),
+    ),
+    arg("--out-md", required=True),
+    arg("--out-csv", required=True),
+)
+def cmd_pseudolabel_quality(args: argparse.Namespace) -> None:
+    from asdflow import tables
+
+    entries = [tuple(m) for m in args.machine]
+    print(tables.write_pseudolabel_quality(entries, Path(args.out_csv), Path(args.out_md)))
+
+
+@command(
+    "tsne",
+    "t-SNE figure of one machine type's embeddings",
+    arg("--encoders", nargs="+", required=True),
+    arg("--embeddings", nargs="+", required=True),
+    arg("--pseudo", nargs="+", required=True),
+    arg("--index", required=True),
+    arg("--truth", default="-", help="hidden-truth CSV, or -"),
+    arg("--out", required=True),
+)
+def cmd_tsne(args: argparse.Namespace) -> None:
+    from asdflow import figures
+
+    figures.tsne_figure(
+        args.encoders,
+        [Path(p) for p in args.embeddings],
+        [Path(p) for p in args.pseudo],
+        Path(args.index),
+        None if args.truth == "-" else Path(args.truth),
+        Path(args.out),
     )
-    p.add_argument("--decision-quantile", type=float, default=0.9)
 
 
+# --- scoring ------------------------------------------------------------------------------------
+
+
+@command(
+    "score-logmel",
+    "log-mel k-NN baseline scores of one machine type",
+    arg("--features-dir", required=True),
+    arg("--norm-stats", required=True),
+    arg("--out-dir", required=True),
+    SETTINGS,
+)
 def cmd_score_logmel(args: argparse.Namespace) -> None:
-    from asdflow import score
+    from asdflow import knn, score
 
     _limit_threads()
     score.score_logmel_machine(
         Path(args.features_dir),
         Path(args.norm_stats),
         Path(args.out_dir),
-        _knn_settings(args),
-        args.decision_quantile,
+        settings.parse(knn.KnnSettings, args.settings),
     )
 
 
+@command(
+    "score-encoder",
+    "k-NN scores of every machine type from an encoder",
+    arg("--checkpoint", required=True),
+    MACHINE_DIRS,
+    SETTINGS,
+    THREADS,
+)
+def cmd_score_encoder(args: argparse.Namespace) -> None:
+    import torch
+
+    from asdflow import knn, score
+
+    torch.set_num_threads(args.threads)
+    machines = [(Path(f), Path(o)) for f, o in args.machine]
+    score.score_encoder(
+        Path(args.checkpoint), machines, settings.parse(knn.KnnSettings, args.settings)
+    )
+
+
+@command(
+    "baseline-ae",
+    "DCASE baseline autoencoder of one machine type (MSE and Mahalanobis)",
+    arg("--features-dir", required=True, help="folder of the train/test index CSVs"),
+    SETTINGS,
+    arg("--out-mse", required=True, help="submission folder of the MSE score"),
+    arg("--out-maha", required=True, help="submission folder of the Mahalanobis score"),
+    arg("--model", required=True, help="where the trained autoencoder goes (.pt)"),
+    THREADS,
+    QUIET,
+)
 def cmd_baseline_ae(args: argparse.Namespace) -> None:
     import torch
 
     from asdflow import baseline_ae
 
     torch.set_num_threads(args.threads)
-    settings = baseline_ae.AESettings.from_dict(json.loads(args.settings))
-    out_dirs = {"mse": Path(args.out_mse), "maha": Path(args.out_maha)}
     baseline_ae.run_machine(
-        Path(args.features_dir), out_dirs, Path(args.model), settings, progress=not args.quiet
+        Path(args.features_dir),
+        {"mse": Path(args.out_mse), "maha": Path(args.out_maha)},
+        Path(args.model),
+        settings.parse(baseline_ae.AESettings, args.settings),
+        progress=not args.quiet,
     )
 
 
-def cmd_score_encoder(args: argparse.Namespace) -> None:
-    import torch
-
-    from asdflow import score
-
-    torch.set_num_threads(args.threads)
-    machines = [(Path(f), Path(o)) for f, o in args.machine]
-    score.score_encoder(
-        Path(args.checkpoint), machines, _knn_settings(args), args.decision_quantile
-    )
+# --- metrics, tables and figures ----------------------------------------------------------------
 
 
+@command(
+    "evaluate",
+    "official DCASE metrics of one run and seed",
+    arg("--run", required=True),
+    arg("--seed", type=int, default=0),
+    arg(
+        "--machine",
+        nargs=5,
+        action="append",
+        required=True,
+        metavar=("DATASET", "ROLE", "MACHINE", "FEATURES_DIR", "SCORES_DIR"),
+    ),
+    arg("--out", required=True),
+)
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from asdflow import tables
 
@@ -231,13 +523,21 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
         tables.MachineResult(dataset, role, machine, Path(fdir), Path(sdir))
         for dataset, role, machine, fdir, sdir in args.machine
     ]
-    print(
-        tables.write_run_metrics(args.run, args.seed, entries, Path(args.out)).to_string(
-            index=False
-        )
-    )
+    table = tables.write_run_metrics(args.run, args.seed, entries, Path(args.out))
+    print(table.to_string(index=False))
 
 
+@command(
+    "tables",
+    "the paper's tables (Markdown, CSV, LaTeX) and a bar chart",
+    arg("--metrics", nargs="+", required=True, help="per-machine metrics CSVs"),
+    arg("--table1", nargs="+", required=True, help="runs of Table 1, in order"),
+    arg("--table2", nargs="+", required=True, help="runs of Table 2, in order"),
+    arg("--titles", nargs="*", default=[], help="run=title pairs"),
+    arg("--out-dir", required=True),
+    arg("--figure", required=True, help="bar chart of the runs (PNG)"),
+    arg("--note", default="", help="a note under each table (e.g. why two rows are equal)"),
+)
 def cmd_tables(args: argparse.Namespace) -> None:
     from asdflow import tables
 
@@ -254,6 +554,13 @@ def cmd_tables(args: argparse.Namespace) -> None:
     )
 
 
+@command(
+    "score-figure",
+    "score distributions of one run",
+    arg("--run", required=True),
+    arg("--machine", nargs=2, action="append", required=True, metavar=("TEST_CSV", "SCORES_DIR")),
+    arg("--out", required=True),
+)
 def cmd_score_figure(args: argparse.Namespace) -> None:
     from asdflow import figures
 
@@ -262,375 +569,27 @@ def cmd_score_figure(args: argparse.Namespace) -> None:
     )
 
 
-def cmd_cluster(args: argparse.Namespace, extra: list[str]) -> int:
-    """`--job EMBEDDINGS INDEX OUT` (repeatable) runs one clustering per machine type in this
-    process; the other options go to each (see `asdflow cluster --help`)."""
-    from asdflow import pseudolabel
-
-    jobs = argparse.ArgumentParser(add_help=False)
-    jobs.add_argument("--job", nargs=3, action="append", default=[])
-    known, rest = jobs.parse_known_args(extra)
-    if not known.job:
-        return pseudolabel.main_cluster(rest)
-    for embeddings, index, out in known.job:
-        code = pseudolabel.main_cluster(
-            ["--embeddings", embeddings, "--index", index, "--out", out, *rest]
-        )
-        if code:
-            return code
-    return 0
-
-
-def cmd_labels(args: argparse.Namespace, extra: list[str]) -> int:
-    from asdflow import pseudolabel
-
-    return pseudolabel.main_labels(extra)
-
-
-def cmd_pseudolabel_quality(args: argparse.Namespace) -> None:
-    from asdflow import tables
-
-    entries = [tuple(m) for m in args.machine]
-    print(tables.write_pseudolabel_quality(entries, Path(args.out_csv), Path(args.out_md)))
-
-
-def cmd_tsne(args: argparse.Namespace) -> None:
-    from asdflow import figures
-
-    figures.tsne_figure(
-        args.encoders,
-        [Path(p) for p in args.embeddings],
-        [Path(p) for p in args.pseudo],
-        Path(args.index),
-        None if args.truth == "-" else Path(args.truth),
-        Path(args.out),
-    )
-
-
-def cmd_bench(args: argparse.Namespace) -> None:
-    from asdflow import bench
-
-    if args.what == "clones":
-        bench.bench_clones(
-            args.model or "eat_tiny", n_frames=args.n_frames or 192, precision=args.precision
-        )
-    elif args.what == "pretrain-memory":
-        bench.bench_pretrain_memory(
-            args.model or "eat_base",
-            args.batch,
-            args.clone_batch,
-            args.n_frames or 1024,
-            args.precision,
-        )
-    elif args.what == "jobs":
-        from asdflow import bench_jobs
-
-        bench_jobs.main(Path(args.log) if args.log else None, Path("."))
-    elif args.what == "knn":
-        from asdflow import bench_knn
-
-        bench_knn.bench_knn(k=args.k)
-    elif args.what == "clustering":
-        bench.bench_clustering(Path("results"), Path(args.synth_root))
-    elif args.what == "attributes":
-        bench.bench_attributes(Path(args.features_root), Path(args.synth_root))
-    elif args.what == "hours":
-        from asdflow import bench_hours
-
-        configfiles = ["config/dcase2025.yaml"] if args.configfile is None else args.configfile
-        bench_hours.bench_hours(
-            [Path(p) for p in configfiles],
-            train_clips=args.train_clips or bench_hours.DCASE2025_TRAIN_CLIPS,
-            test_clips=args.test_clips or bench_hours.DCASE2025_TEST_CLIPS,
-            model=args.model,
-            n_frames=args.n_frames,
-            warmup=args.warmup,
-            repeats=args.repeats,
-            out=Path(args.out) if args.out else None,
-        )
-    elif args.what == "precision":
-        from asdflow import bench_hours
-
-        bench_hours.bench_precision(
-            [Path(p) for p in args.configfile or []],
-            models_=tuple(args.model.split(",")) if args.model else ("eat_tiny", "eat_small"),
-            warmup=args.warmup,
-            repeats=args.repeats,
-        )
-    elif args.what == "finetune":
-        from asdflow import bench_quality
-
-        factors = {
-            "steps": [int(v) for v in args.sweep_steps.split(",") if v],
-            "lr": [float(v) for v in args.sweep_lr.split(",") if v],
-            "pooling": [v for v in args.sweep_pooling.split(",") if v],
-        }
-        bench_quality.finetune_sweep(
-            [Path(p) for p in args.config],
-            Path(args.results),
-            args.run,
-            factors,
-            Path(args.out or Path(args.results) / "bench" / "finetune"),
-            holdout=args.holdout,
-        )
-    elif args.what == "quality":
-        from asdflow import bench_quality
-
-        bench_quality.main([Path(p) for p in args.config], Path(args.results), Path(args.out or ""))
-    elif args.what == "features":
-        bench.bench_features(
-            n_clips=args.clips,
-            clip_seconds=args.clip_seconds,
-            n_frames=args.n_frames,
-            epochs=args.epochs,
-        )
-
-
 # --- parser -------------------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="asdflow", description=__doc__)
+    parser = argparse.ArgumentParser(prog="asdflow", description=__doc__.split("\n")[0])
     parser.add_argument("--version", action="version", version=f"asdflow {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="STAGE")
+    for name, (help, arguments, function) in COMMANDS.items():
+        p = sub.add_parser(name, help=help, description=help)
+        for flags, options in arguments:
+            p.add_argument(*flags, **options)
+        p.set_defaults(func=function)
 
-    p = sub.add_parser(
-        "check-config",
-        help="read workflow config files; name the file, line and column of an error",
-    )
-    p.add_argument("files", nargs="+", help="YAML or JSON config files")
-    p.set_defaults(func=cmd_check_config)
+    from asdflow.bench import cli as bench_cli  # argparse only: no torch at start-up
 
-    p = sub.add_parser(
-        "synth", add_help=False, help="write synthetic DCASE-layout machine sounds (see --help)"
-    )
-    p.set_defaults(func=cmd_synth)
-
-    p = sub.add_parser(
-        "download", add_help=False, help="fetch and unpack DCASE archives (see --help)"
-    )
-    p.set_defaults(func=cmd_download)
-
-    p = sub.add_parser("features", help="cache the log-mel features of one machine type")
-    p.add_argument("--machine-dir", nargs="+", default=[], help="DCASE-layout machine folders")
-    p.add_argument("--plain-dir", default="", help="a folder of wav files without labels")
-    p.add_argument("--ground-truth", default="", help="eval ground-truth list (DCASE format)")
-    p.add_argument("--out-dir", required=True)
-    p.add_argument("--sample-rate", type=int, default=16000)
-    p.add_argument("--n-frames", type=int, default=0, help="frames per clip (0: per benchmark)")
-    p.add_argument("--channel", default="mix", choices=["mix", "left", "right"])
-    p.set_defaults(func=cmd_features)
-
-    p = sub.add_parser("pretrain", help="EAT pre-training (general or domain-adaptive)")
-    p.add_argument("--cache", nargs="+", required=True, help="cached splits (.npy) to train on")
-    p.add_argument("--settings", required=True, help="pre-training settings as a JSON object")
-    p.add_argument("--norm-stats", default="", help="statistics for a run from scratch")
-    p.add_argument("--out", required=True)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=cmd_pretrain)
-
-    p = sub.add_parser("finetune", help="fine-tune an encoder on machine attribute classes")
-    p.add_argument("--cache", nargs="+", required=True, help="cached training splits (.npy)")
-    p.add_argument("--labels", required=True, help="label space CSV: file, class_name, class_index")
-    p.add_argument("--settings", required=True, help="fine-tuning settings as a JSON object")
-    p.add_argument("--out", required=True)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--quiet", action="store_true")
-    p.set_defaults(func=cmd_finetune)
-
-    p = sub.add_parser("embed", help="clip embeddings of machine types from an encoder")
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument(
-        "--machine", nargs=2, action="append", required=True, metavar=("FEATURES_DIR", "OUT_DIR")
-    )
-    p.add_argument("--splits", nargs="+", default=["train"])
-    p.add_argument("--pooling", default="mean", choices=["mean", "cls", "freq"])
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--threads", type=int, default=1)
-    p.set_defaults(func=cmd_embed)
-
-    p = sub.add_parser(
-        "import-eat", add_help=False, help="convert official EAT weights (see --help)"
-    )
-    p.set_defaults(func=cmd_import_eat)
-
-    p = sub.add_parser("norm-stats", help="log-mel normalisation statistics")
-    p.add_argument("--train", nargs="*", default=[], help="cached training splits (.npy/.csv)")
-    p.add_argument("--mode", choices=["train", "fixed"], default="train")
-    p.add_argument("--mean", type=float, default=-4.268)
-    p.add_argument("--std", type=float, default=4.569)
-    p.add_argument("--out", required=True)
-    p.set_defaults(func=cmd_norm_stats)
-
-    p = sub.add_parser("score-logmel", help="log-mel k-NN baseline scores of one machine type")
-    p.add_argument("--features-dir", required=True)
-    p.add_argument("--norm-stats", required=True)
-    p.add_argument("--out-dir", required=True)
-    _add_knn_arguments(p)
-    p.set_defaults(func=cmd_score_logmel)
-
-    p = sub.add_parser(
-        "baseline-ae", help="DCASE baseline autoencoder of one machine type (MSE and Mahalanobis)"
-    )
-    p.add_argument("--features-dir", required=True, help="folder of the train/test index CSVs")
-    p.add_argument("--settings", required=True, help="baseline_ae settings as a JSON object")
-    p.add_argument("--out-mse", required=True, help="submission folder of the MSE score")
-    p.add_argument("--out-maha", required=True, help="submission folder of the Mahalanobis score")
-    p.add_argument("--model", required=True, help="where the trained autoencoder goes (.pt)")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=cmd_baseline_ae)
-
-    p = sub.add_parser("score-encoder", help="k-NN scores of every machine type from an encoder")
-    p.add_argument("--checkpoint", required=True)
-    p.add_argument(
-        "--machine", nargs=2, action="append", required=True, metavar=("FEATURES_DIR", "OUT_DIR")
-    )
-    p.add_argument("--threads", type=int, default=1)
-    _add_knn_arguments(p)
-    p.set_defaults(func=cmd_score_encoder)
-
-    p = sub.add_parser("evaluate", help="official DCASE metrics of one run and seed")
-    p.add_argument("--run", required=True)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument(
-        "--machine",
-        nargs=5,
-        action="append",
-        required=True,
-        metavar=("DATASET", "ROLE", "MACHINE", "FEATURES_DIR", "SCORES_DIR"),
-    )
-    p.add_argument("--out", required=True)
-    p.set_defaults(func=cmd_evaluate)
-
-    p = sub.add_parser("tables", help="the paper's tables (Markdown, CSV, LaTeX) and a bar chart")
-    p.add_argument("--metrics", nargs="+", required=True, help="per-machine metrics CSVs")
-    p.add_argument("--table1", nargs="+", required=True, help="runs of Table 1, in order")
-    p.add_argument("--table2", nargs="+", required=True, help="runs of Table 2, in order")
-    p.add_argument("--titles", nargs="*", default=[], help="run=title pairs")
-    p.add_argument("--out-dir", required=True)
-    p.add_argument("--figure", required=True, help="bar chart of the runs (PNG)")
-    p.add_argument(
-        "--note", default="", help="a note under each table (e.g. why two rows are equal)"
-    )
-    p.set_defaults(func=cmd_tables)
-
-    p = sub.add_parser("score-figure", help="score distributions of one run")
-    p.add_argument("--run", required=True)
-    p.add_argument(
-        "--machine", nargs=2, action="append", required=True, metavar=("TEST_CSV", "SCORES_DIR")
-    )
-    p.add_argument("--out", required=True)
-    p.set_defaults(func=cmd_score_figure)
-
-    p = sub.add_parser("cluster", add_help=False, help="Ward pseudo-labels of one machine type")
-    p.set_defaults(func=cmd_cluster)
-
-    p = sub.add_parser("labels", add_help=False, help="the class label space for fine-tuning")
-    p.set_defaults(func=cmd_labels)
-
-    p = sub.add_parser("pseudolabel-quality", help="NMI / ARI / purity of the clusters")
-    p.add_argument(
-        "--machine",
-        nargs=4,
-        action="append",
-        required=True,
-        metavar=("ENCODER", "PSEUDO_CSV", "INDEX_CSV", "TRUTH_CSV"),
-    )
-    p.add_argument("--out-md", required=True)
-    p.add_argument("--out-csv", required=True)
-    p.set_defaults(func=cmd_pseudolabel_quality)
-
-    p = sub.add_parser("tsne", help="t-SNE figure of one machine type's embeddings")
-    p.add_argument("--encoders", nargs="+", required=True)
-    p.add_argument("--embeddings", nargs="+", required=True)
-    p.add_argument("--pseudo", nargs="+", required=True)
-    p.add_argument("--index", required=True)
-    p.add_argument("--truth", default="-", help="hidden-truth CSV, or -")
-    p.add_argument("--out", required=True)
-    p.set_defaults(func=cmd_tsne)
-
-    p = sub.add_parser("bench", help="benchmarks that print figures")
-    p.add_argument(
-        "what",
-        choices=[
-            "features",
-            "attributes",
-            "clones",
-            "pretrain-memory",
-            "clustering",
-            "knn",
-            "jobs",
-            "hours",
-            "quality",
-            "precision",
-            "finetune",
-        ],
-    )
-    p.add_argument("--model", default="", help="(clones, pretrain-memory) encoder size")
-    p.add_argument("--batch", type=int, default=12, help="(pretrain-memory) clips per step")
-    p.add_argument("--clone-batch", type=int, default=16, help="(pretrain-memory)")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"])
-    p.add_argument("--k", type=int, default=1, help="(knn) neighbours")
-    p.add_argument("--features-root", default="results/features", help="(attributes)")
-    p.add_argument("--synth-root", default="resources/synthetic", help="(attributes)")
-    p.add_argument("--clips", type=int, default=400)
-    p.add_argument("--clip-seconds", type=float, default=10.0)
-    p.add_argument("--n-frames", type=int, default=0, help="frames per clip (0: per benchmark)")
-    p.add_argument("--epochs", type=int, default=1)
-    p.add_argument(
-        "--configfile",
-        nargs="*",
-        default=None,
-        help="(hours, precision) configuration files over config/config.yaml, as given to "
-        "snakemake (hours: config/dcase2025.yaml unless given; precision: none)",
-    )
-    p.add_argument(
-        "--train-clips",
-        type=int,
-        default=0,
-        help="(hours) normal training clips over all machine types (0: DCASE 2025 dev + eval)",
-    )
-    p.add_argument("--test-clips", type=int, default=0, help="(hours) test clips (0: DCASE 2025's)")
-    p.add_argument("--warmup", type=int, default=3, help="(hours) untimed steps first")
-    p.add_argument("--repeats", type=int, default=10, help="(hours) timed steps (median)")
-    p.add_argument(
-        "--out",
-        default="",
-        help="(hours) also write the figures to this JSON file; (quality) the tables' folder",
-    )
-    p.add_argument(
-        "--config",
-        nargs="+",
-        default=["config/config.yaml"],
-        help="(quality, finetune) the run's configuration files, later ones over earlier ones",
-    )
-    p.add_argument("--results", default="results", help="(quality, finetune) results of the run")
-    p.add_argument("--run", default="na", help="(finetune) the run whose fine-tuning is varied")
-    p.add_argument(
-        "--log", default="", help="(jobs) a Snakemake log (default: the newest in .snakemake/log)"
-    )
-    p.add_argument("--sweep-steps", default="100,300,1000,3000", help="(finetune) steps values")
-    p.add_argument("--sweep-lr", default="", help="(finetune) learning rates, comma-separated")
-    p.add_argument("--sweep-pooling", default="mean,freq", help="(finetune) poolings")
-    p.add_argument(
-        "--holdout",
-        type=float,
-        default=0.1,
-        help="(finetune) share of each class's clips held back for the training curves",
-    )
-    p.set_defaults(func=cmd_bench)
+    bench_cli.add_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    if args.command in DELEGATED:
-        return args.func(args, extra)
-    if extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args = build_parser().parse_args(argv)
     try:
         args.func(args)
     except (ValueError, FileNotFoundError) as err:

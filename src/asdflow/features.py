@@ -28,14 +28,15 @@ if TYPE_CHECKING:
 # (metrics, tables) start faster without them.
 
 SPLITS = ("train", "test", "supplemental")
-# AudioSet statistics of the official EAT weights (eat.md section 1).
+# AudioSet statistics of the official EAT weights (its feature extraction normalises with them).
 AUDIOSET_MEAN = -4.268
 AUDIOSET_STD = 4.569
 
 
 @dataclass(frozen=True)
 class FbankSettings:
-    """Front end of eat.md section 1; `n_frames`: padded/truncated length, a multiple of 16."""
+    """The EAT front end (Kaldi fbank, 128 mel bins, 25 ms / 10 ms frames); `n_frames`: padded or
+    truncated length, a multiple of 16."""
 
     sample_rate: int = 16000
     n_mels: int = 128
@@ -47,6 +48,25 @@ class FbankSettings:
             raise ValueError(f"n_frames must be a positive multiple of 16, got {self.n_frames}")
         if self.channel not in ("mix", "left", "right"):
             raise ValueError(f"Unsupported channel {self.channel!r}: use 'mix', 'left' or 'right'")
+
+
+@dataclass(frozen=True)
+class NormSettings:
+    """How log-mel values are normalised (the `features` section): "train" computes the mean and
+    std of the training clips; "fixed" takes fixed_mean and fixed_std (by default the AudioSet
+    statistics official EAT weights were trained with)."""
+
+    normalization: str = "train"
+    fixed_mean: float = AUDIOSET_MEAN
+    fixed_std: float = AUDIOSET_STD
+
+    def __post_init__(self):
+        if self.normalization not in ("train", "fixed"):
+            raise ValueError(
+                f"Unsupported normalization {self.normalization!r}: 'train' or 'fixed'"
+            )
+        if self.fixed_std <= 0:
+            raise ValueError(f"fixed_std must be positive, got {self.fixed_std}")
 
 
 class AudioError(ValueError):

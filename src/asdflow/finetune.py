@@ -18,11 +18,11 @@ import torchaudio.transforms as T
 from torch import nn
 
 from asdflow import checkpoint, features, models, train
+from asdflow.settings import FLATTEN
 
 
 @dataclass(frozen=True)
 class FinetuneSettings:
-    init: str = ""  # encoder checkpoint to adapt (required)
     # clip embedding fed to the head and scored: "mean" of patch outputs, "cls", or "freq" (the
     # mean over time of each frequency row of patches; models.EATEncoder.embed)
     pooling: str = "mean"
@@ -38,10 +38,12 @@ class FinetuneSettings:
     # share of each class's clips held back from training; their cross-entropy and accuracy
     # join every metric line as heldout_ce / heldout_accuracy (0 = train on every clip)
     holdout: float = 0.0
+    # the training loop's settings, given in the same flat object (asdflow.settings)
     loop: train.LoopSettings = field(
+        metadata=FLATTEN,
         default_factory=lambda: train.LoopSettings(
             steps=20_000, batch_size=32, lr=5e-5, warmup_steps=120, weight_decay=0.05
-        )
+        ),
     )
 
     def to_dict(self) -> dict:
@@ -215,15 +217,13 @@ def finetune(
     cache_prefixes: list[str | Path],
     label_table: pd.DataFrame,
     out_path: Path,
+    init: Path,
     progress: bool = True,
 ) -> Path:
-    """Fine-tune `settings.init` on MAC with the classes of `label_table`; write `out_path`."""
-    if not settings.init:
-        raise ValueError("fine-tuning needs an encoder checkpoint to start from (init)")
+    """Fine-tune the encoder of checkpoint `init` on MAC with the classes of `label_table`;
+    write `out_path`."""
     torch.manual_seed(settings.loop.seed)  # head init, part of the run
-    encoder, init_state = checkpoint.encoder_from_checkpoint(
-        settings.init, drop_path=settings.drop_path
-    )
+    encoder, init_state = checkpoint.encoder_from_checkpoint(init, drop_path=settings.drop_path)
     stats = features.NormStats(**init_state["normalization"])
     classes = (
         label_table.drop_duplicates("class_index").sort_values("class_index")["class_name"].tolist()
@@ -240,6 +240,7 @@ def finetune(
     resolved = {
         "stage": "finetune",
         **settings.to_dict(),
+        "init": str(init),
         "classes": classes,
         "clips": len(training),
     }

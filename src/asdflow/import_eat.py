@@ -1,9 +1,9 @@
 """Convert official EAT weights (fairseq `.pt` or Hugging Face) into an asdflow checkpoint.
 
 `asdflow import-eat` reads the released files without fairseq and without ever running pickled
-code, maps the official key names onto `asdflow.models.EATEncoder` (shared/reference/eat.md
-section 5), infers the architecture from the tensor shapes, and writes a self-describing
-checkpoint that every later stage loads with `checkpoint.encoder_from_checkpoint`.
+code, maps the official key names onto `asdflow.models.EATEncoder` (`map_official` below),
+infers the architecture from the tensor shapes, and writes a self-describing checkpoint that
+every later stage loads with `checkpoint.encoder_from_checkpoint`.
 
 Which weights become the encoder: a pre-trained fairseq checkpoint holds the student (`model`)
 and its EMA teacher (`_ema`). We take the student by default, as official EAT does in both of
@@ -19,11 +19,9 @@ imported encoder adds exactly the positions the official model adds.
 
 from __future__ import annotations
 
-import argparse
 import json
 import pickle
 import re
-import sys
 import types
 from collections import OrderedDict
 from collections.abc import Mapping
@@ -34,10 +32,11 @@ import torch
 
 from asdflow import checkpoint
 from asdflow.checkpoint import CheckpointError
+from asdflow.features import AUDIOSET_MEAN, AUDIOSET_STD
 from asdflow.models import MODELS, Decoder2d, EATConfig, EATEncoder, sincos_2d
 
-# AudioSet statistics the released models were trained with (eat.md section 1).
-FIXED_NORMALIZATION = {"mean": -4.268, "std": 4.569, "source": "fixed"}
+# AudioSet statistics the released models were trained with.
+FIXED_NORMALIZATION = {"mean": AUDIOSET_MEAN, "std": AUDIOSET_STD, "source": "fixed"}
 
 # Heads per width when no config.json says otherwise: the widths of the ViT family EAT follows.
 DEFAULT_HEADS = {192: 3, 384: 6, 768: 12, 1024: 16}
@@ -612,7 +611,7 @@ def import_eat(
 def _read_teacher(
     ema_weights: Mapping, layout: str, cfg: EATConfig, source: Path
 ) -> tuple[dict[str, torch.Tensor], list[str]]:
-    """The EMA teacher as float32 encoder weights (it has no decoder: eat.md section 5)."""
+    """The EMA teacher as float32 encoder weights (it has no decoder)."""
     ema = map_official(ema_weights, layout)
     if ema.unknown or ema.decoder or ema.head:
         extra = ema.unknown + [f"decoder.{k}" for k in ema.decoder] + list(ema.head)
@@ -657,40 +656,3 @@ def _verify(
         decoder = Decoder2d(encoder.cfg)
         decoder.load_state_dict(state["decoder"])
         _check_equal(decoder.state_dict(), source_decoder, "decoder weights", out)
-
-
-# --- command line -------------------------------------------------------------------------------
-
-
-def main_import(argv: list[str] | None = None) -> int:
-    """`asdflow import-eat INPUT --out FILE [--weights student|teacher] [--num-heads N]`."""
-    parser = argparse.ArgumentParser(
-        prog="asdflow import-eat",
-        description="Convert an official EAT checkpoint (fairseq .pt, or a Hugging Face folder, "
-        "model.safetensors or pytorch_model.bin) into an asdflow encoder checkpoint.",
-    )
-    parser.add_argument("input", type=Path)
-    parser.add_argument("--out", type=Path, required=True, help="asdflow checkpoint to write")
-    parser.add_argument(
-        "--weights",
-        choices=("student", "teacher"),
-        default=None,
-        help="pre-trained fairseq files: which copy becomes the encoder (default: the student, "
-        "as official EAT extracts features and fine-tunes)",
-    )
-    parser.add_argument(
-        "--num-heads",
-        type=int,
-        default=None,
-        help="attention heads (default: config.json, else 3/6/12/16 for width 192/384/768/1024)",
-    )
-    args = parser.parse_args(argv)
-    try:
-        report = import_eat(args.input, args.out, weights=args.weights, num_heads=args.num_heads)
-    except CheckpointError as err:
-        print(f"import-eat: {err}", file=sys.stderr)
-        return 1
-    for warning in report.warnings:
-        print(f"import-eat: warning: {warning}", file=sys.stderr)
-    print(json.dumps(report.summary()))
-    return 0

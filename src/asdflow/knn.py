@@ -76,6 +76,9 @@ class KnnSettings:
     (k-means centres of the source clips plus all target clips, as top DCASE 2024/2025 systems).
     center: subtract the mean of the machine type's normal training embeddings (both domains)
     from train and test embeddings before the cosine distance.
+    decision_quantile: the decision threshold is this quantile of a gamma distribution fitted
+    to the training clips' scores (the DCASE baseline's rule).
+    The workflow passes the `scoring` section of its configuration (asdflow.settings).
     """
 
     k: int = 1
@@ -84,6 +87,7 @@ class KnnSettings:
     kmeans_centers: int = 16  # capped at the number of source clips
     seed: int = 0  # k-means initialisation
     chunk: int = 4096  # queries per matrix product
+    decision_quantile: float = 0.9
 
     def __post_init__(self) -> None:
         if self.bank not in BANKS:
@@ -94,6 +98,8 @@ class KnnSettings:
             raise ValueError(f"kmeans_centers must be >= 1, got {self.kmeans_centers}")
         if self.chunk < 1:
             raise ValueError(f"chunk must be >= 1, got {self.chunk}")
+        if not 0.0 < self.decision_quantile < 1.0:
+            raise ValueError(f"decision_quantile must be in (0, 1), got {self.decision_quantile}")
 
 
 def embedding_spread(emb: np.ndarray) -> float:

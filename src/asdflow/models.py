@@ -1,6 +1,6 @@
 """The EAT encoder (a ViT over log-mel patches) and its pre-training decoder, in plain PyTorch.
 
-Follows shared/reference/eat.md section 2 exactly where it matters for loading official weights:
+Follows official EAT exactly where it matters for loading its weights:
 16x16 conv patches ordered time-major, fixed 2-D sin-cos positions (first half of the channels
 encodes the frequency index, second half the time index), a CLS token without position, a
 LayerNorm before the blocks, POST-LayerNorm blocks that also return their FFN output, no final

@@ -3,8 +3,8 @@
 Student: masked clones of each clip (inverse block masking, an independent mask per clone) through
 the encoder, then a light CNN decoder predicts the teacher's targets at the masked positions
 (frame loss Lf) and the student's CLS output regresses their clip mean (utterance loss Lu).
-Teacher: an EMA copy of the encoder on the unmasked clip. Facts from shared/reference/eat.md
-section 3 and the reference trainer; every constant is a setting with the reference default.
+Teacher: an EMA copy of the encoder on the unmasked clip. It follows official
+EAT's pre-training; every constant is a setting whose default is the official value.
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from asdflow import checkpoint, features, models, train
+from asdflow.settings import FLATTEN
 
 
 @dataclass(frozen=True)
 class PretrainSettings:
     model: str = "eat_base"
-    init: str = ""  # checkpoint to continue from (DAP: the general encoder); "" = random init
     clone_batch: int = 16
     mask_prob: float = 0.8
     mask_prob_adjust: float = 0.07
@@ -42,10 +42,12 @@ class PretrainSettings:
     min_target_var: float = 0.1
     min_pred_var: float = 0.01
     collapse_after: int = 5000
+    # the training loop's settings, given in the same flat object (asdflow.settings)
     loop: train.LoopSettings = field(
+        metadata=FLATTEN,
         default_factory=lambda: train.LoopSettings(
             steps=400_000, batch_size=12, lr=5e-4, warmup_steps=53_333, clip_grad=4.0
-        )
+        ),
     )
 
     def to_dict(self) -> dict:
@@ -217,15 +219,17 @@ class UFOObjective(nn.Module):
 # --- the stage ----------------------------------------------------------------------------------
 
 
-def initial_encoder(settings: PretrainSettings) -> tuple[models.EATEncoder, dict | None]:
-    """A fresh encoder of the configured size, or the one `settings.init` describes (its teacher
+def initial_encoder(
+    settings: PretrainSettings, init: Path | None
+) -> tuple[models.EATEncoder, dict | None]:
+    """A fresh encoder of the configured size, or the one checkpoint `init` holds (its teacher
     weights, when it has them, become the new teacher as well)."""
-    if not settings.init:
+    if not init:
         return models.create_model(settings.model), None
-    encoder, state = checkpoint.encoder_from_checkpoint(settings.init)
+    encoder, state = checkpoint.encoder_from_checkpoint(init)
     if state["model"]["name"] != settings.model:
         raise ValueError(
-            f"{settings.init}: holds a {state['model']['name']} encoder, "
+            f"{init}: holds a {state['model']['name']} encoder, "
             f"the settings ask for {settings.model}"
         )
     return encoder, state
@@ -237,14 +241,16 @@ def pretrain(
     out_path: Path,
     norm_stats: features.NormStats | None = None,
     progress: bool = True,
+    init: Path | None = None,
 ) -> Path:
-    """Pre-train (or continue pre-training) an encoder on cached clips; write `out_path`.
+    """Pre-train (or continue pre-training: from checkpoint `init`) an encoder on cached clips;
+    write `out_path`.
 
     Normalisation: an `init` checkpoint's statistics win (the encoder was trained on them);
     otherwise `norm_stats` is required. Resumes from `<out>.resume.pt` when present.
     """
     torch.manual_seed(settings.loop.seed)  # initial weights (encoder, decoder): part of the run
-    encoder, init_state = initial_encoder(settings)
+    encoder, init_state = initial_encoder(settings, init)
     stats_dict = (init_state or {}).get("normalization")
     if stats_dict:
         stats = features.NormStats(**stats_dict)
@@ -258,7 +264,13 @@ def pretrain(
     objective = UFOObjective(encoder, settings)
     if init_state and init_state.get("teacher"):
         objective.teacher.load_state_dict(init_state["teacher"])
-    resolved = {"stage": "pretrain", **settings.to_dict(), "clips": len(data), "n_frames": n_frames}
+    resolved = {
+        "stage": "pretrain",
+        **settings.to_dict(),
+        "init": str(init or ""),
+        "clips": len(data),
+        "n_frames": n_frames,
+    }
 
     def describe(obj: UFOObjective) -> dict:
         return checkpoint.make_state(

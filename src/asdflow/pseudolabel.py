@@ -8,10 +8,9 @@ agglomerative Ward linkage (eq. 9); the clusters become that machine type's pseu
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import warnings
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -442,7 +441,7 @@ def read_pseudo_labels(path: Path | str, clips: pd.DataFrame) -> dict[str, pd.Se
     }
 
 
-# --- CLI ----------------------------------------------------------------------------------------
+# --- the stage: clustering files and label spaces -----------------------------------------------
 
 
 def _truth_by_file(path: Path, files: pd.Series) -> pd.Series:
@@ -462,94 +461,77 @@ def _truth_by_file(path: Path, files: pd.Series) -> pd.Series:
     return pd.Series(found, index=files.index)
 
 
-def main_cluster(argv: list[str] | None = None) -> int:
-    """Cluster each machine type's embeddings; write file,pseudo_attribute and <out>.json."""
-    parser = argparse.ArgumentParser(
-        prog="asdflow cluster", description="Ward pseudo-attributes per machine type."
-    )
-    parser.add_argument("--embeddings", required=True, help=".npy (N, D), rows as in --index")
-    parser.add_argument("--index", required=True, help="clip table CSV of the N clips")
-    parser.add_argument("--out", required=True, help="CSV file,pseudo_attribute")
-    parser.add_argument("--quality-truth", help="CSV file,attributes to score the clusters on")
-    count = parser.add_mutually_exclusive_group()
-    count.add_argument("--n-clusters", type=int)
-    count.add_argument("--distance-threshold", type=float)
-    parser.add_argument("--auto", choices=AUTO_CRITERIA, default="silhouette")
-    parser.add_argument("--k-min", type=int, default=2)
-    parser.add_argument("--k-max", type=int, default=16)
-    parser.add_argument("--min-silhouette", type=float, default=0.1)
-    parser.add_argument("--min-relative-gap", type=float, default=0.5)
-    parser.add_argument("--no-l2", action="store_true", help="skip l2 normalisation of rows")
-    parser.add_argument("--pca", type=float, help="components (>= 1) or variance share (< 1)")
-    parser.add_argument("--whiten", action="store_true")
-    args = parser.parse_args(argv)
+@dataclass(frozen=True)
+class ClusterSettings:
+    """The `pseudolabels.clustering` section: WardClustering's parameters (see its docstring)."""
 
-    embeddings = np.load(args.embeddings)
-    index = pd.read_csv(args.index, keep_default_na=False)
+    n_clusters: int | None = None
+    distance_threshold: float | None = None
+    auto: str = "silhouette"
+    k_min: int = 2
+    k_max: int = 16
+    min_silhouette: float = 0.1
+    min_relative_gap: float = 0.5
+    l2_normalize: bool = True
+    pca_components: int | float | None = None
+    whiten: bool = False
+
+
+def cluster_machine_types(
+    embeddings_path: Path,
+    index_path: Path,
+    out: Path,
+    settings: ClusterSettings,
+    quality_truth: Path | None = None,
+) -> pd.DataFrame:
+    """Cluster each machine type's embeddings (rows as in the clip table `index_path`); write
+    `out` (file, pseudo_attribute) and `<out>.json` (the choice made per machine type, and the
+    clusters' quality against `quality_truth` when given)."""
+    embeddings = np.load(embeddings_path)
+    index = pd.read_csv(index_path, keep_default_na=False)
     if embeddings.ndim != 2 or embeddings.shape[0] != len(index):
         raise ValueError(
-            f"{args.embeddings}: shape {embeddings.shape} does not match the {len(index)} rows "
-            f"of {args.index}"
+            f"{embeddings_path}: shape {embeddings.shape} does not match the {len(index)} rows "
+            f"of {index_path}"
         )
-    pca = None if args.pca is None else (int(args.pca) if args.pca >= 1 else args.pca)
-    settings = dict(
-        n_clusters=args.n_clusters,
-        distance_threshold=args.distance_threshold,
-        auto=args.auto,
-        k_min=args.k_min,
-        k_max=args.k_max,
-        min_silhouette=args.min_silhouette,
-        min_relative_gap=args.min_relative_gap,
-        l2_normalize=not args.no_l2,
-        pca_components=pca,
-        whiten=args.whiten,
-    )
-    truth = _truth_by_file(Path(args.quality_truth), index["file"]) if args.quality_truth else None
+    params = asdict(settings)
+    truth = _truth_by_file(Path(quality_truth), index["file"]) if quality_truth else None
 
     labels = pd.Series(-1, index=index.index, dtype="int64")
-    report: dict = {"settings": settings, "machine_types": {}}
+    report: dict = {"settings": params, "machine_types": {}}
     for machine_type, rows in index.groupby("machine_type", sort=True):
-        model = WardClustering(**settings).fit(embeddings[rows.index.to_numpy()])
+        model = WardClustering(**params).fit(embeddings[rows.index.to_numpy()])
         labels[rows.index] = model.labels_
         entry = {"n_clips": len(rows), "n_clusters": model.n_clusters_, **model.selection_}
         if truth is not None:
             entry["quality"] = cluster_quality(truth[rows.index].to_numpy(), model.labels_)
         report["machine_types"][str(machine_type)] = entry
 
-    out = Path(args.out)
+    out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame({"file": index["file"], "pseudo_attribute": labels}).to_csv(out, index=False)
+    table = pd.DataFrame({"file": index["file"], "pseudo_attribute": labels})
+    table.to_csv(out, index=False)
     Path(f"{out}.json").write_text(json.dumps(report, indent=2) + "\n")
-    return 0
+    return table
 
 
-def main_labels(argv: list[str] | None = None) -> int:
-    """Write the label space of the training clips: mode "pseudo" when pseudo CSVs are given."""
-    parser = argparse.ArgumentParser(
-        prog="asdflow labels", description="MAC classes of the training clips."
-    )
-    parser.add_argument("--index", nargs="+", required=True, help="clip table CSVs")
-    parser.add_argument("--pseudo", nargs="*", default=[], help="main_cluster's CSVs")
-    parser.add_argument("--out", required=True, help="CSV: the clips with their classes")
-    args = parser.parse_args(argv)
-
+def write_label_space(index_paths: list[Path], pseudo_paths: list[Path], out: Path) -> pd.DataFrame:
+    """Write the label space of the training clips of the clip tables `index_paths`: with
+    `pseudo_paths` (cluster_machine_types' CSVs), machine types without attributes get their
+    pseudo-attributes; without, one class each."""
     clips = pd.concat(
-        [pd.read_csv(p, keep_default_na=False) for p in args.index], ignore_index=True
+        [pd.read_csv(p, keep_default_na=False) for p in index_paths], ignore_index=True
     )
     pseudo: dict[str, pd.Series] | None = None
-    if args.pseudo:
+    if pseudo_paths:
         pseudo = {}
-        for path in args.pseudo:
+        for path in pseudo_paths:
             for machine_type, labels in read_pseudo_labels(path, clips).items():
                 if machine_type in pseudo:
                     raise ValueError(f"{path}: machine type {machine_type!r} in two pseudo files")
                 pseudo[machine_type] = labels
-    space = build_label_space(clips, pseudo, "pseudo" if args.pseudo else "none")
-    out = Path(args.out)
+    space = build_label_space(clips, pseudo, "pseudo" if pseudo_paths else "none")
+    out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     space.to_csv(out, index=False)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main_cluster())
+    return space

@@ -33,7 +33,6 @@ def score_machine(
     test_emb: np.ndarray,
     out_dir: Path,
     settings: knn.KnnSettings,
-    decision_quantile: float = 0.9,
     name: str = "",
 ) -> np.ndarray:
     """k-NN anomaly scores of one machine type's test clips against its normal training clips;
@@ -45,7 +44,7 @@ def score_machine(
     test_scores, train_scores = knn.anomaly_scores(
         train_emb[normal], train["domain"].to_numpy()[normal], test_emb, settings, name=name
     )
-    threshold = metrics.gamma_threshold(train_scores, quantile=decision_quantile)
+    threshold = metrics.gamma_threshold(train_scores, quantile=settings.decision_quantile)
     names = [Path(f).name for f in test["file"]]
     decisions = (test_scores > threshold).astype(int)
     metrics.write_submission(out_dir, machine_type, names, test_scores, decisions)
@@ -57,7 +56,6 @@ def score_logmel_machine(
     norm_stats: Path,
     out_dir: Path,
     settings: knn.KnnSettings,
-    decision_quantile: float = 0.9,
 ) -> None:
     """Score one machine type's test clips with the log-mel k-NN baseline."""
     features_dir = Path(features_dir)
@@ -72,7 +70,6 @@ def score_logmel_machine(
         *embeddings["test"],
         out_dir,
         settings,
-        decision_quantile,
         name=str(features_dir),
     )
 
@@ -81,7 +78,6 @@ def score_encoder(
     checkpoint_path: Path,
     machines: list[tuple[Path, Path]],
     settings: knn.KnnSettings,
-    decision_quantile: float = 0.9,
     batch_size: int = 64,
 ) -> None:
     """Score every machine type with one fine-tuned encoder: `machines` lists (features dir,
@@ -106,6 +102,5 @@ def score_encoder(
             *embeddings["test"],
             Path(out_dir),
             settings,
-            decision_quantile,
             name=str(features_dir),
         )

@@ -246,20 +246,6 @@ class LoopSettings:
     max_bad_steps: int = 10  # consecutive non-finite losses before giving up
 
 
-def settings_from_dict(cls, d: dict):
-    """A stage's settings dataclass (with a `loop` field) from one flat dict of its fields and
-    the loop's; unknown keys are errors naming them."""
-    loop_keys = set(LoopSettings.__dataclass_fields__)
-    own_keys = set(cls.__dataclass_fields__) - {"loop"}
-    unknown = set(d) - loop_keys - own_keys
-    if unknown:
-        raise ValueError(f"unknown {cls.__name__} key(s) {sorted(unknown)}")
-    loop = {k: v for k, v in d.items() if k in loop_keys}
-    if "betas" in loop:
-        loop["betas"] = tuple(loop["betas"])
-    return cls(**{k: v for k, v in d.items() if k in own_keys}, loop=LoopSettings(**loop))
-
-
 class NonFiniteLoss(RuntimeError):
     pass
 

@@ -6,7 +6,6 @@ md5) and extracts it with zip-slip and symlink checks, so a folder that exists i
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import http.client
 import os
@@ -96,7 +95,7 @@ MACHINE_TYPES: dict[int, dict[str, tuple[str, ...]]] = {
     },
 }
 
-# Re-released archives (dcase.md): the r2 zip replaces the first one.
+# Re-released archives: the r2 zip replaces the first one.
 REVISED_ZIPS = {
     (2024, "eval_train", "3DPrinter"): "eval_data_3DPrinter_train_r2.zip",
     (2024, "eval_train", "RoboticArm"): "eval_data_RoboticArm_train_r2.zip",
@@ -462,53 +461,43 @@ def download_archive(
         ) from error
 
 
-def main_download(argv: Sequence[str] | None = None) -> int:
-    """CLI: download and extract the selected DCASE archives, then write the --done marker."""
-    parser = argparse.ArgumentParser(prog="asdflow download", description=__doc__)
-    parser.add_argument("--year", type=int, nargs="+", action="extend", required=True)
-    parser.add_argument("--kind", nargs="+", action="extend", choices=KINDS)
-    parser.add_argument("--machine-type", nargs="+", action="extend")
-    parser.add_argument("--zip", nargs="+", action="extend", help="archive names (one year)")
-    parser.add_argument("--dest", type=Path, required=True, help="root of the unpacked data")
-    parser.add_argument("--base-url", default=ZENODO)
-    parser.add_argument("--retries", type=int, default=3)
-    parser.add_argument("--md5", help="expected md5 of the archive (one --zip)")
-    parser.add_argument(
-        "--max-unpacked-gb",
-        type=float,
-        default=MAX_UNPACKED_BYTES / 1e9,
-        help="refuse archives that unpack to more than this",
-    )
-    parser.add_argument(
-        "--max-compression-ratio",
-        type=float,
-        default=MAX_COMPRESSION_RATIO,
-        help="refuse archives with an entry compressed more than this many times",
-    )
-    parser.add_argument("--done", type=Path, help="marker file written when all are extracted")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    args = parser.parse_args(argv)
+@dataclass(frozen=True)
+class DownloadSettings:
+    """Where archives come from and what an archive may unpack to (the `dcase` section's
+    base_url, max_unpacked_gb and max_compression_ratio)."""
 
-    if args.zip:
-        archives = [find_archive(year, name) for year in args.year for name in args.zip]
-    else:
-        archives = select_archives(args.year, args.kind or KINDS, args.machine_type)
-    if args.md5 and len(archives) != 1:
-        parser.error("--md5 needs exactly one archive")
+    base_url: str = ZENODO
+    max_unpacked_gb: float = MAX_UNPACKED_BYTES / 1e9
+    max_compression_ratio: float = MAX_COMPRESSION_RATIO
+    retries: int = 3
+
+
+def download_archives(
+    archives: Sequence[Archive],
+    dest_root: Path,
+    settings: DownloadSettings,
+    md5: str | None = None,
+    done: Path | None = None,
+    progress: bool = True,
+) -> list[Path]:
+    """Fetch and extract `archives` (download_archive); write the `done` marker, listing the
+    extracted folders, once all are there. `md5` pins the checksum of a single archive."""
+    if md5 and len(archives) != 1:
+        raise ValueError("an md5 checksum needs exactly one archive")
     folders = [
         download_archive(
             a,
-            args.dest,
-            args.base_url,
-            args.retries,
-            progress=not args.quiet,
-            md5=args.md5,
-            max_bytes=int(args.max_unpacked_gb * 1e9),
-            max_ratio=args.max_compression_ratio,
+            dest_root,
+            settings.base_url,
+            settings.retries,
+            progress=progress,
+            md5=md5,
+            max_bytes=int(settings.max_unpacked_gb * 1e9),
+            max_ratio=settings.max_compression_ratio,
         )
         for a in archives
     ]
-    if args.done is not None:
-        args.done.parent.mkdir(parents=True, exist_ok=True)
-        args.done.write_text("".join(f"{folder}\n" for folder in folders))
-    return 0
+    if done is not None:
+        done.parent.mkdir(parents=True, exist_ok=True)
+        done.write_text("".join(f"{folder}\n" for folder in folders))
+    return folders

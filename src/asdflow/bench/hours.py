@@ -16,38 +16,15 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-import yaml
 
 from asdflow import finetune, models, pretrain, train
+from asdflow import workflow as plan
+from asdflow.settings import from_mapping
 
 # DCASE 2025 Task 2, development + evaluation sets: 15 machine types, each with 1000 normal
 # training clips (990 source + 10 target) and 200 test clips.
 DCASE2025_TRAIN_CLIPS = 15 * 1000
 DCASE2025_TEST_CLIPS = 15 * 200
-
-
-def merged_config(paths: list[Path]) -> dict:
-    """The configuration Snakemake sees for `--configfile a b ...` after config/config.yaml:
-    later files update earlier ones, nested mappings key by key."""
-
-    def update(base: dict, new: dict) -> dict:
-        for key, value in new.items():
-            if isinstance(value, dict) and isinstance(base.get(key), dict):
-                update(base[key], value)
-            else:
-                base[key] = value
-        return base
-
-    config: dict = {}
-    for path in paths:
-        try:
-            loaded = yaml.safe_load(Path(path).read_text()) or {}
-        except yaml.YAMLError as err:
-            raise ValueError(f"{path}: not valid YAML ({err})") from err
-        if not isinstance(loaded, dict):
-            raise ValueError(f"{path}: expected a mapping of settings at the top level")
-        update(config, loaded)
-    return config
 
 
 def _sync(device: torch.device) -> None:
@@ -104,7 +81,7 @@ def time_pretrain_step(
     model: str, settings: dict, n_frames: int, device: torch.device, warmup: int, repeats: int
 ) -> tuple[float, float]:
     """(median seconds, FLOPs) of one UFO training step at the settings' batch and clones."""
-    s = train.settings_from_dict(pretrain.PretrainSettings, {**settings, "model": model})
+    s = from_mapping(pretrain.PretrainSettings, {**settings, "model": model})
     torch.manual_seed(0)
     objective = pretrain.UFOObjective(models.create_model(model), s)
     x = torch.randn(s.loop.batch_size, 1, n_frames, 128, device=device)
@@ -121,7 +98,7 @@ def time_finetune_step(
     repeats: int,
 ) -> tuple[float, float]:
     """(median seconds, FLOPs) of one ArcFace fine-tuning step at the settings' batch."""
-    s = train.settings_from_dict(finetune.FinetuneSettings, settings)
+    s = from_mapping(finetune.FinetuneSettings, settings)
     torch.manual_seed(0)
     objective = finetune.MACObjective(models.create_model(model, drop_path=s.drop_path), classes, s)
     batch = s.loop.batch_size
@@ -168,19 +145,16 @@ def stage_hours(
     train_clips: int,
     test_clips: int,
 ) -> pd.DataFrame:
-    """One row per stage: the steps or clips the configuration asks for, and the device hours."""
+    """One row per stage: the steps or clips the configuration asks for, and the device hours.
+    Which encoders are pre-trained and clustered is the workflow's own plan (asdflow.workflow)."""
     pre, ft = config["pretrain"], config["finetune"]
     runs, seeds = ft["runs"], ft["seeds"]
-    # the encoders the workflow embeds and clusters: the pseudo-label table's and the runs' sources
-    sources = set(config["pseudolabels"]["encoders"]) | {r["labels"] for r in runs.values()}
-    sources.discard("none")
+    sources = plan.label_sources(config)
     rows = []
-    if pre["general"].get("source", "train") == "train":
-        rows.append(("pretrain general", int(pre["general"]["steps"]), pretrain_seconds))
-    else:
-        rows.append(("pretrain general (imported)", 0, 0.0))
-    for name in ("dap", "dap_full"):
-        if name in sources or any(r["init"] == name for r in runs.values()):
+    for name in plan.pretrained_encoders(config):
+        if name == "general" and pre["general"]["source"] == "import":
+            rows.append(("pretrain general (imported)", 0, 0.0))
+        else:
             rows.append((f"pretrain {name}", int(pre[name]["steps"]), pretrain_seconds))
     jobs = len(runs) * len(seeds)
     rows.append(
@@ -225,12 +199,12 @@ def bench_hours(
         raise FileNotFoundError(
             f"{default.resolve()} not found: run `asdflow bench hours` in the workflow's folder"
         )
-    config = merged_config([default, *configfiles])
+    config = plan.load_config([default, *configfiles])
     model = model or config["pretrain"]["model"]
     n_frames = n_frames or int(config["features"]["n_frames"])
     device = train.pick_device()
-    pre = {**config["pretrain"]["common"], **config["pretrain"]["dap"]}
-    ft = {**config["finetune"]["common"]}
+    pre = plan.pretrain_settings(config, "dap")
+    ft = plan.finetune_settings(config, 0)
     if device.type == "cuda":
         name = torch.cuda.get_device_name(device)
     else:
@@ -294,11 +268,11 @@ def bench_precision(
     """float32 vs bf16 autocast step times, side by side in one run, of the configuration's
     pre-training and fine-tuning steps on this machine's CPU (or GPU), per encoder size and
     thread count. Prints the table and the bf16 speed-up of each row."""
-    config = merged_config([Path("config/config.yaml"), *configfiles])
+    config = plan.load_config([Path("config/config.yaml"), *configfiles])
     n_frames = int(config["features"]["n_frames"])
     device = train.pick_device()
-    pre = {**config["pretrain"]["common"], **config["pretrain"]["dap"]}
-    ft = {**config["finetune"]["common"]}
+    pre = plan.pretrain_settings(config, "dap")
+    ft = plan.finetune_settings(config, 0)
     rows = []
     for n_threads in threads if device.type == "cpu" else (torch.get_num_threads(),):
         torch.set_num_threads(n_threads)

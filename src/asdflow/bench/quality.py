@@ -19,8 +19,9 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from asdflow import features, knn, metrics, models, score, tables
-from asdflow.bench_hours import merged_config
+from asdflow import workflow as plan
 from asdflow.data import synth
+from asdflow.settings import from_mapping
 
 LOGMEL = "logmel_knn"
 # k-NN back ends compared, by column suffix: the default (the paper's joint bank, k = 1), centred
@@ -227,7 +228,7 @@ def bench_quality(
 
 def main(config_paths: list[Path], results: Path, out: Path) -> None:
     """`asdflow bench quality`: the diagnosis of the finished synthetic run of `config_paths`."""
-    config = merged_config(config_paths)
+    config = plan.load_config(config_paths)
     if config.get("data_source") != "synthetic":
         names = " ".join(map(str, config_paths))
         raise ValueError(f"{names}: bench quality needs the synthetic factory's ground truth")
@@ -268,9 +269,9 @@ def finetune_sweep(
     back end, and print one row per variant; write the training curves (training and held-back
     cross-entropy and accuracy against steps) as curves.csv and curves.png.
     Finished variants are read back, interrupted ones resume."""
-    from asdflow import checkpoint, finetune, train
+    from asdflow import checkpoint, finetune
 
-    config = merged_config(config_paths)
+    config = plan.load_config(config_paths)
     synthetic, ft = config["synthetic"], config["finetune"]
     if run not in ft["runs"]:
         names = " ".join(map(str, config_paths))
@@ -291,12 +292,13 @@ def finetune_sweep(
     for name, settings in sweep_variants({**ft["common"], "holdout": holdout}, factors).items():
         path = out / name.replace("=", "_") / "model.pt"
         if not path.is_file():
-            resolved = {**settings, "init": str(init), "seed": ft["seeds"][0]}
+            resolved = {**settings, "seed": ft["seeds"][0]}
             finetune.finetune(
-                train.settings_from_dict(finetune.FinetuneSettings, resolved),
+                from_mapping(finetune.FinetuneSettings, resolved),
                 prefixes,
                 labels,
                 path,
+                init,
                 progress=True,
             )
         lines = [json.loads(line) for line in path.with_suffix(".metrics.jsonl").open()]

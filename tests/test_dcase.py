@@ -8,16 +8,15 @@ import re
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import soundfile as sf
 
 from asdflow.data import CLIP_COLUMNS
+from asdflow.data.datasets import dcase_datasets
 from asdflow.data.dcase import (
     ClipName,
     FileNameError,
     attribute_key_names,
-    dataset_clip_table,
     discover_machine_types,
     machine_clip_table,
     parse_filename,
@@ -355,10 +354,12 @@ def test_machine_folder_without_train_or_test_is_named_not_dropped(data_root: Pa
     write_wav(data_root / "pump/section_00_source_train_normal_0000_a_1.wav")
     with pytest.raises(FileNotFoundError, match=r"pump: wav files but no train/ or test/"):
         discover_machine_types(data_root)
+    config = {"datasets": {"d": {"role": "dev", "roots": [str(data_root)]}}}
     with pytest.raises(FileNotFoundError, match="pump"):
-        dataset_clip_table(data_root)
+        dcase_datasets(config)
     # listed machine types are read without looking at the others
-    assert set(dataset_clip_table(data_root, ["fan"])["machine_type"]) == {"fan"}
+    config["datasets"]["d"]["machine_types"] = ["fan"]
+    assert dcase_datasets(config)[0].machine_types == ("fan",)
 
 
 def test_bad_file_name_error_gives_the_whole_path(tmp_path: Path) -> None:
@@ -374,22 +375,19 @@ def test_machine_clip_table_split_mismatch(tmp_path: Path) -> None:
         machine_clip_table(tmp_path / "fan")
 
 
-def test_dataset_clip_table(data_root: Path) -> None:
-    assert discover_machine_types(data_root) == ["CoffeeGrinder", "Polisher", "ToyTrain", "fan"]
-    table = dataset_clip_table(data_root, ground_truth_csv=data_root.parent / "gt.csv")
-    assert list(table.columns) == CLIP_COLUMNS
-    assert table["machine_type"].value_counts().to_dict() == {
+def test_clip_tables_of_a_data_set(data_root: Path) -> None:
+    machines = discover_machine_types(data_root)
+    assert machines == ["CoffeeGrinder", "Polisher", "ToyTrain", "fan"]
+    truth = read_eval_ground_truth(data_root.parent / "gt.csv")
+    tables = {m: machine_clip_table(data_root / m, truth) for m in machines}
+    assert all(list(t.columns) == CLIP_COLUMNS for t in tables.values())
+    assert {m: len(t) for m, t in tables.items()} == {
         "fan": 6,
         "CoffeeGrinder": 3,
         "ToyTrain": 3,
         "Polisher": 2,
     }
-    assert (table.loc[table["machine_type"] == "CoffeeGrinder", "label"] != "").all()
-    subset = dataset_clip_table(data_root, ["fan"])
-    assert set(subset["machine_type"]) == {"fan"}
-    with pytest.raises(FileNotFoundError, match="pump"):
-        dataset_clip_table(data_root, ["pump"])
-    assert isinstance(table, pd.DataFrame)
+    assert (tables["CoffeeGrinder"]["label"] != "").all()
 
 
 def test_key_names_reach_a_test_half_without_attributes_file(tmp_path):

@@ -44,6 +44,41 @@ def test_dry_run_plans_one_job_per_machine_and_stage(tiny_workdir):
     assert counts["embed_train"] == counts["cluster"] == 4  # one per encoder
 
 
+def _only_general_na(config):
+    config["pseudolabels"]["encoders"] = ["general"]
+    config["finetune"]["runs"] = {"na": {"init": "general", "labels": "none"}}
+    config["tables"] = {"table1": ["na"], "table2": ["na"]}
+
+
+def _dap_labels_only(config):
+    config["pseudolabels"]["encoders"] = ["general", "ft"]
+    config["finetune"]["runs"] = {
+        "na": {"init": "general", "labels": "none"},
+        "d": {"init": "general", "labels": "dap"},
+    }
+    config["tables"] = {"table1": ["na", "d"], "table2": ["na"]}
+
+
+@pytest.mark.parametrize("change", [lambda c: None, _only_general_na, _dap_labels_only])
+def test_the_workflows_plan_is_what_snakemake_runs(tmp_path, change):
+    """asdflow.workflow (which `asdflow bench hours` costs) names the pre-training and
+    embedding jobs a dry run of the same configuration plans."""
+    from asdflow import workflow
+
+    config = tiny_config()
+    change(config)
+    work = write_workdir(tmp_path / "work", config)
+    counts = dry_run_counts(work)
+    planned = workflow.load_config([work / "config" / "config.yaml"])
+    pretrained = workflow.pretrained_encoders(planned)
+    assert counts.get("pretrain_general", 0) == ("general" in pretrained)
+    assert counts.get("pretrain_dap", 0) == len(set(pretrained) & {"dap", "dap_full"})
+    assert counts.get("embed_train", 0) == len(workflow.label_sources(planned))
+    assert counts["finetune"] == len(planned["finetune"]["runs"]) * len(
+        planned["finetune"]["seeds"]
+    )
+
+
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
     """A work folder where the tiny demo DAG has run to the end (shared by the rerun tests,

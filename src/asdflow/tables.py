@@ -14,7 +14,7 @@ import pandas as pd
 
 from asdflow import features, metrics
 
-METRIC_COLUMNS = ["auc_source", "auc_target", "pauc"]
+METRIC_COLUMNS = list(metrics.METRIC_COLUMNS)  # AUC_source, AUC_target, pAUC
 GROUPS = ("dev", "eval", "no_attribute", "all")
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -451,27 +451,3 @@ def discover_machine_types(root: Path | str) -> list[str]:
             "<machine>/train/ and <machine>/test/, or list the data set's machine types"
         )
     return found
-
-
-def dataset_clip_table(
-    root: Path | str,
-    machine_types: Iterable[str] | None = None,
-    ground_truth_csv: Path | str | None = None,
-) -> pd.DataFrame:
-    """The clip tables of several machine folders under root, concatenated (CLIP_COLUMNS)."""
-    root = Path(root)
-    if machine_types is None:
-        wanted = discover_machine_types(root)
-    else:
-        wanted = list(machine_types)
-        found = [m for m in wanted if any((root / m / f).is_dir() for f in SPLIT_FOLDERS)]
-        missing = [m for m in wanted if m not in found]
-        if missing:
-            raise FileNotFoundError(
-                f"{root}: no machine folder (with train/ or test/) for {missing}"
-            )
-    if not wanted:
-        raise FileNotFoundError(f"{root}: no machine folders (subfolders with train/ or test/)")
-    ground_truth = None if ground_truth_csv is None else read_eval_ground_truth(ground_truth_csv)
-    tables = [machine_clip_table(root / m, ground_truth) for m in wanted]
-    return pd.concat(tables, ignore_index=True)

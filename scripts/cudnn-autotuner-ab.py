@@ -7,7 +7,7 @@ import sys
 import torch
 
 sys.path.insert(0, "src")
-from asdflow import bench_hours, train  # noqa: E402
+from asdflow.bench import hours as bench_hours, train  # noqa: E402
 
 config = bench_hours.merged_config(["config/config.yaml", "config/dcase2025.yaml"])
 device = train.pick_device()

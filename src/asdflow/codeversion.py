@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import inspect
+import textwrap
 from functools import cache
 from pathlib import Path
 
@@ -108,7 +109,8 @@ def command_function(command: str):
 def command_modules(command: str) -> set[str]:
     """Package modules that `python -m asdflow <command>` loads: the entry point and the CLI
     (whose other commands' imports do not run), and the closure of what cli.py imports at
-    module level and the command's function imports."""
+    module level, the module that defines the command's function, and what that function
+    imports."""
     entry = {f"{PACKAGE}.__main__", f"{PACKAGE}.cli"}
     cli_file = module_file(f"{PACKAGE}.cli")
     top_level = ast.Module(
@@ -119,8 +121,10 @@ def command_modules(command: str) -> set[str]:
         ],
         type_ignores=[],
     )
-    function = ast.parse(inspect.getsource(command_function(command)))
-    imported = imports_in(top_level, f"{PACKAGE}.cli") | imports_in(function, f"{PACKAGE}.cli")
+    function = command_function(command)
+    home = function.__module__  # cli.py, or a module whose parser cli.py takes in (bench)
+    body = ast.parse(textwrap.dedent(inspect.getsource(function)))
+    imported = imports_in(top_level, f"{PACKAGE}.cli") | imports_in(body, home) | {home}
     return entry | import_closure(imported - entry)
 
 

@@ -7,12 +7,14 @@ import sys
 import torch
 
 sys.path.insert(0, "src")
-from asdflow.bench import hours as bench_hours, train  # noqa: E402
+from asdflow import train  # noqa: E402
+from asdflow import workflow as plan  # noqa: E402
+from asdflow.bench import hours as bench_hours  # noqa: E402
 
-config = bench_hours.merged_config(["config/config.yaml", "config/dcase2025.yaml"])
+config = plan.load_config(["config/config.yaml", "config/dcase2025.yaml"])
 device = train.pick_device()
-pre = {**config["pretrain"]["common"], **config["pretrain"]["dap"]}
-ft = dict(config["finetune"]["common"])
+pre = plan.pretrain_settings(config, "dap")
+ft = plan.finetune_settings(config, 0)
 for rep in range(2):
     for flag in (False, True):
         torch.backends.cudnn.benchmark = flag

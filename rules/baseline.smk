@@ -13,6 +13,8 @@ rule score_logmel_knn:
         decisions="results/scores/logmel_knn/seed0/{dataset}/decision_result_{machine}_section_00_test.csv",
     log:
         "logs/scores/logmel_knn/{dataset}/{machine}.log",
+    benchmark:
+        "benchmarks/score_logmel_knn/{dataset}_{machine}.tsv",
     params:
         asdflow=runner,
         features_dir=parent_of("input"),
@@ -39,6 +41,8 @@ rule baseline_ae:
         model="results/baseline_ae/{dataset}/{machine}/model.pt",
     log:
         "logs/baseline_ae/{dataset}/{machine}.log",
+    benchmark:
+        "benchmarks/baseline_ae/{dataset}_{machine}.tsv",
     params:
         asdflow=runner,
         features_dir=parent_of("input"),

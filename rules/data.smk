@@ -13,6 +13,8 @@ rule synth_machine:
         directory(f"{SYNTH_ROOT}/{{set}}/{{machine}}"),
     log:
         "logs/synth/{set}/{machine}.log",
+    benchmark:
+        "benchmarks/synth_machine/{set}_{machine}.tsv",
     params:
         asdflow=runner,
         root=lambda wildcards, output: str(Path(output[0]).parents[1]),
@@ -33,6 +35,8 @@ rule download_archive:
         directory("resources/dcase/{year}/{stem}"),
     log:
         "logs/download/{year}/{stem}.log",
+    benchmark:
+        "benchmarks/download_archive/{year}_{stem}.tsv",
     params:
         asdflow=runner,
         dest=lambda wildcards, output: str(Path(output[0]).parents[1]),

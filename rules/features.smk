@@ -17,6 +17,8 @@ rule features:
         ),
     log:
         "logs/features/{dataset}/{machine}.log",
+    benchmark:
+        "benchmarks/features/{dataset}_{machine}.tsv",
     params:
         asdflow=runner,
         machine_dirs=machine_dirs,
@@ -39,6 +41,8 @@ rule norm_stats:
         "results/features/norm_stats.json",
     log:
         "logs/features/norm_stats.log",
+    benchmark:
+        "benchmarks/norm_stats/norm_stats.tsv",
     params:
         asdflow=runner,
         settings=to_json(plan.norm_settings(config)),

@@ -10,6 +10,8 @@ rule finetune:
         "results/finetune/{run}/seed{seed}/model.pt",
     log:
         "logs/finetune/{run}/seed{seed}.log",
+    benchmark:
+        "benchmarks/finetune/{run}_seed{seed}.tsv",
     params:
         asdflow=runner,
         settings=lambda wc: to_json(plan.finetune_settings(config, wc.seed)),

@@ -7,6 +7,8 @@ rule synth_general:
         directory(f"{SYNTH_ROOT}/general"),
     log:
         "logs/synth/general.log",
+    benchmark:
+        "benchmarks/synth_general/synth_general.tsv",
     params:
         asdflow=runner,
         root=lambda wildcards, output: str(Path(output[0]).parent),
@@ -28,6 +30,8 @@ rule features_general:
         "results/features/general/train.csv",
     log:
         "logs/features/general.log",
+    benchmark:
+        "benchmarks/features_general/features_general.tsv",
     params:
         asdflow=runner,
         out_dir=parent_of("output"),
@@ -49,6 +53,8 @@ rule norm_stats_general:
         "results/features/general/norm_stats.json",
     log:
         "logs/features/norm_stats_general.log",
+    benchmark:
+        "benchmarks/norm_stats_general/norm_stats_general.tsv",
     params:
         asdflow=runner,
         settings=to_json({"normalization": "train"}),
@@ -70,6 +76,8 @@ if config["pretrain"]["general"]["source"] == "import":
             "results/pretrain/general/model.pt",
         log:
             "logs/pretrain/general.log",
+        benchmark:
+            "benchmarks/import_general/import_general.tsv",
         params:
             asdflow=runner,
             code=code_version("import-eat"),
@@ -89,6 +97,8 @@ else:
             "results/pretrain/general/model.pt",
         log:
             "logs/pretrain/general.log",
+        benchmark:
+            "benchmarks/pretrain_general/pretrain_general.tsv",
         params:
             asdflow=runner,
             settings=to_json(plan.pretrain_settings(config, "general")),
@@ -113,6 +123,8 @@ rule pretrain_dap:
         "results/pretrain/{encoder}/model.pt",
     log:
         "logs/pretrain/{encoder}.log",
+    benchmark:
+        "benchmarks/pretrain_dap/{encoder}.tsv",
     params:
         asdflow=runner,
         settings=lambda wildcards: to_json(plan.pretrain_settings(config, wildcards.encoder)),

@@ -10,6 +10,8 @@ rule embed_train:
         [embeddings_file("{encoder}", d, m) for d, m in machine_pairs(SCORED)],
     log:
         "logs/embeddings/{encoder}.log",
+    benchmark:
+        "benchmarks/embed_train/{encoder}.tsv",
     params:
         asdflow=runner,
         machines=lambda wc, input, output: repeated(
@@ -37,6 +39,8 @@ rule cluster:
         pseudo_label_files("{encoder}"),
     log:
         "logs/pseudolabels/{encoder}.log",
+    benchmark:
+        "benchmarks/cluster/{encoder}.tsv",
     params:
         asdflow=runner,
         jobs=lambda wc, input, output: repeated(
@@ -64,6 +68,8 @@ rule label_space:
         "results/labels/{source}.csv",
     log:
         "logs/labels/{source}.log",
+    benchmark:
+        "benchmarks/label_space/{source}.tsv",
     params:
         asdflow=runner,
         indexes=lambda wc, input: [f for f in input.index if f.endswith(".csv")],
@@ -91,6 +97,8 @@ rule pseudolabel_quality:
         csv="results/tables/pseudolabels.csv",
     log:
         "logs/tables/pseudolabels.log",
+    benchmark:
+        "benchmarks/pseudolabel_quality/pseudolabel_quality.tsv",
     params:
         asdflow=runner,
         entries=repeated(
@@ -136,6 +144,8 @@ rule tsne_figure:
         ),
     log:
         "logs/figures/tsne/{dataset}_{machine}.log",
+    benchmark:
+        "benchmarks/tsne_figure/{dataset}_{machine}.tsv",
     params:
         asdflow=runner,
         encoders=config["pseudolabels"]["encoders"],

@@ -9,6 +9,8 @@ rule evaluate:
         "results/metrics/{run}/seed{seed}.csv",
     log:
         "logs/metrics/{run}/seed{seed}.log",
+    benchmark:
+        "benchmarks/evaluate/{run}_seed{seed}.tsv",
     params:
         asdflow=runner,
         machines=lambda wc, input: repeated(
@@ -50,6 +52,8 @@ rule tables:
         figure=report("results/figures/runs.png", category="Figures", caption="../report/runs.rst"),
     log:
         "logs/tables/tables.log",
+    benchmark:
+        "benchmarks/tables/tables.tsv",
     params:
         asdflow=runner,
         baselines=list(BASELINES),
@@ -80,6 +84,8 @@ rule score_figure:
         ),
     log:
         "logs/figures/scores/{run}.log",
+    benchmark:
+        "benchmarks/score_figure/{run}.tsv",
     params:
         asdflow=runner,
         machines=lambda wc, input: repeated(

@@ -15,6 +15,8 @@ rule score_run:
         ],
     log:
         "logs/scores/{run}/seed{seed}.log",
+    benchmark:
+        "benchmarks/score_run/{run}_seed{seed}.tsv",
     params:
         asdflow=runner,
         machines=lambda wc, input, output: repeated(

@@ -48,3 +48,28 @@ def test_no_log_is_an_error_naming_the_folder(tmp_path):
     (tmp_path / ".snakemake/log/a.snakemake.log").write_text("Building DAG of jobs...\n")
     with pytest.raises(ValueError, match="no finished jobs"):
         bench_jobs.main(None, tmp_path)
+
+
+def test_memory_from_the_benchmark_files_and_the_concurrency_bound(tmp_path, capsys):
+    log = tmp_path / ".snakemake/log/run.snakemake.log"
+    log.parent.mkdir(parents=True)
+    log.write_text(LOG)
+    header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+    for rule, job, rss, cpu in [
+        ("synth_machine", "eval_ventilator", 120.5, 4.0),
+        ("synth_machine", "dev_fan", 80.0, 3.0),
+        ("finetune", "na_seed0", 900.0, 60.0),
+    ]:
+        path = tmp_path / "benchmarks" / rule / f"{job}.tsv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(header + f"5.0\t0:00:05\t{rss}\t1\t1\t1\t0\t0\t90\t{cpu}\n")
+    memory = bench_jobs.job_memory(tmp_path)
+    assert len(memory) == 3
+    jobs = bench_jobs.job_times(log)
+    assert bench_jobs.max_concurrent(jobs) == 2  # jobs 18 and 7, then 7 and 20
+    per_rule = bench_jobs.main(None, tmp_path)
+    assert per_rule.loc["synth_machine", "max_rss_MiB"] == 120.5
+    assert per_rule.loc["synth_machine", "cpu_s"] == 7.0
+    out = capsys.readouterr().out
+    assert "peak RSS of one job: 900 MiB (finetune na_seed0)" in out
+    assert "never held more than 1020 MiB together" in out

@@ -189,6 +189,21 @@ def test_tiny_real_run_produces_the_tables(finished):
 
 
 @pytest.mark.slow
+def test_every_job_records_its_time_and_memory_and_bench_jobs_reads_them(finished):
+    proc = subprocess.run(
+        [sys.executable, "-m", "asdflow", "bench", "jobs"],
+        capture_output=True,
+        text=True,
+        cwd=finished,
+        env={**os.environ, "PYTHONPATH": str(REPO / "src")},
+    )
+    assert proc.returncode == 0, proc.stderr
+    ran = {p.name for p in (finished / "benchmarks").iterdir()}
+    assert {"features", "pretrain_general", "finetune", "score_run", "tables"} <= ran
+    assert "peak RSS of one job:" in proc.stdout and "max_rss_MiB" in proc.stdout
+
+
+@pytest.mark.slow
 def test_a_second_run_has_nothing_to_do(finished):
     proc = run_snakemake(finished, "-n")
     assert "Nothing to be done" in proc.stdout + proc.stderr

@@ -1,6 +1,9 @@
-"""Where a workflow run's time went: `asdflow bench jobs` reads a Snakemake log and prints, per
-rule, how many jobs ran, their summed and mean wall seconds, and the run's wall time, so that a
-slow `make run` can be traced to its stages. Prints figures, asserts nothing about speed.
+"""Where a workflow run's time and memory went: `asdflow bench jobs` reads a Snakemake log and
+the run's `benchmarks/` folder and prints, per rule, how many jobs ran, their summed and mean wall
+seconds, their CPU seconds and the peak resident memory (RSS) of the largest job, then the run's
+wall time and a bound on its peak host RSS, so that a slow or large `make run` can be traced to
+its stages. Every rule writes `benchmarks/<rule>/<wildcards>.tsv` (Snakemake's `benchmark:`:
+wall seconds, max_rss in MB, cpu_time, ...). Prints figures, asserts nothing about speed.
 """
 
 from __future__ import annotations
@@ -56,17 +59,57 @@ def summarize(jobs: pd.DataFrame) -> tuple[pd.DataFrame, float]:
     return per_rule, wall
 
 
+def job_memory(workdir: Path) -> pd.DataFrame:
+    """One row per benchmark file under `<workdir>/benchmarks/<rule>/`: rule, job (the file's
+    stem), max_rss_MiB (peak resident memory of the job's processes), cpu_s."""
+    rows = []
+    for path in sorted((Path(workdir) / "benchmarks").glob("*/*.tsv")):
+        table = pd.read_csv(path, sep="\t")
+        if table.empty or "max_rss" not in table.columns:
+            continue
+        last = table.iloc[-1]  # a rerun appends nothing: Snakemake rewrites the file
+        rss = pd.to_numeric(last["max_rss"], errors="coerce")  # MB; "-" when not measured
+        cpu = pd.to_numeric(last.get("cpu_time", float("nan")), errors="coerce")
+        rows.append({"rule": path.parent.name, "job": path.stem, "max_rss_MiB": rss, "cpu_s": cpu})
+    return pd.DataFrame(rows, columns=["rule", "job", "max_rss_MiB", "cpu_s"])
+
+
+def max_concurrent(jobs: pd.DataFrame) -> int:
+    """The most jobs running at one time (from their start and end stamps)."""
+    events = [(t, 1) for t in jobs["start"]] + [(t, -1) for t in jobs["end"]]
+    running = peak = 0
+    for _, change in sorted(events, key=lambda e: (e[0], e[1])):  # ends before starts
+        running += change
+        peak = max(peak, running)
+    return peak
+
+
 def main(log: Path | None, workdir: Path) -> pd.DataFrame:
     log = Path(log) if log else newest_log(workdir)
     jobs = job_times(log)
     if jobs.empty:
         raise ValueError(f"{log}: no finished jobs in this Snakemake log")
     per_rule, wall = summarize(jobs)
+    memory = job_memory(workdir)
+    if not memory.empty:
+        per_rule = per_rule.join(
+            memory.groupby("rule").agg(cpu_s=("cpu_s", "sum"), max_rss_MiB=("max_rss_MiB", "max"))
+        )
     print(f"Jobs of {log} ({len(jobs)} finished jobs):")
-    print(per_rule.round({"total_s": 0, "mean_s": 1, "share": 3}).to_string())
+    print(per_rule.round({"total_s": 0, "mean_s": 1, "share": 3, "cpu_s": 0}).to_string())
     busy = per_rule["total_s"].sum()
     print(
         f"\nwall time {wall:.0f} s ({wall / 60:.1f} min); job time {busy:.0f} s, "
         f"{busy / max(wall, 1e-9):.2f} jobs running on average"
     )
+    if not memory.empty:
+        largest = memory.sort_values("max_rss_MiB", ascending=False)
+        top = largest.iloc[0]
+        at_once = max_concurrent(jobs)
+        bound = largest["max_rss_MiB"].head(at_once).sum()
+        print(
+            f"peak RSS of one job: {top['max_rss_MiB']:.0f} MiB ({top['rule']} {top['job']}); "
+            f"at most {at_once} jobs ran at once, so the run's jobs never held more than "
+            f"{bound:.0f} MiB together (the sum of the {at_once} largest peaks)"
+        )
     return per_rule

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.profiler import record_function
 
 from asdflow import checkpoint, features, models, train
 from asdflow.settings import FLATTEN
@@ -146,36 +147,46 @@ class UFOObjective(nn.Module):
         return F.layer_norm(y, y.shape[-1:])
 
     def forward(self, batch: dict, generator: torch.Generator) -> tuple[torch.Tensor, dict]:
+        # Phases are labelled for the profiler (`asdflow bench clones --profile`).
         s = self.settings
         x = batch["x"]
         b, clones = x.shape[0], s.clone_batch
-        y = self.targets(x)  # (B, N, D)
-        tokens = self.student.tokens(x)  # (B, N, D), positions added
-        grid = self.student.grid(x.shape[-2])
-        n, d = tokens.shape[1], tokens.shape[2]
-        mask = inverse_block_mask(
-            b * clones, grid, s.mask_prob, s.mask_prob_adjust, s.mask_length, generator
-        ).to(x.device)  # (B*C, N), row c of clip i at i*C + c
-        keep = (~mask).nonzero()[:, 1].view(b * clones, -1)  # (B*C, K) kept token indices
-        tokens = tokens.repeat_interleave(clones, dim=0)  # (B*C, N, D)
-        out, _ = self.student.forward_tokens(tokens, keep)  # (B*C, 1+K, D)
+        with record_function("ufo.teacher"):
+            y = self.targets(x)  # (B, N, D)
+        with record_function("ufo.mask"):
+            tokens = self.student.tokens(x)  # (B, N, D), positions added
+            grid = self.student.grid(x.shape[-2])
+            n, d = tokens.shape[1], tokens.shape[2]
+            mask = inverse_block_mask(
+                b * clones, grid, s.mask_prob, s.mask_prob_adjust, s.mask_length, generator
+            ).to(x.device)  # (B*C, N), row c of clip i at i*C + c
+            keep = (~mask).nonzero()[:, 1].view(b * clones, -1)  # (B*C, K) kept token indices
+            tokens = tokens.repeat_interleave(clones, dim=0)  # (B*C, N, D)
+        with record_function("ufo.student"):
+            out, _ = self.student.forward_tokens(tokens, keep)  # (B*C, 1+K, D)
 
-        noise = torch.randn(
-            b * clones, n, d, generator=train.generator_on(generator, out.device), device=out.device
-        ).to(out.dtype)
-        filled = (noise * s.decoder_noise_std).scatter(
-            1, keep.unsqueeze(-1).expand(-1, -1, d), out[:, 1:]
-        )  # (B*C, N, D): student outputs at kept slots, noise at masked ones
-        pred = self.decoder(filled, grid)  # (B*C, N, D)
+        with record_function("ufo.decoder"):
+            noise = torch.randn(
+                b * clones,
+                n,
+                d,
+                generator=train.generator_on(generator, out.device),
+                device=out.device,
+            ).to(out.dtype)
+            filled = (noise * s.decoder_noise_std).scatter(
+                1, keep.unsqueeze(-1).expand(-1, -1, d), out[:, 1:]
+            )  # (B*C, N, D): student outputs at kept slots, noise at masked ones
+            pred = self.decoder(filled, grid)  # (B*C, N, D)
 
-        y = y.repeat_interleave(clones, dim=0)
-        scale = 1.0 / math.sqrt(d)
-        frame = ((pred.float() - y) ** 2).sum(-1)[mask].mean() * scale
-        utterance = ((out[:, 0].float() - y.mean(1)) ** 2).sum(-1).mean() * scale
-        weight = s.utterance_weight if s.utterance_weight is not None else float(b * clones)
-        loss = frame + weight * utterance
-        # spreads at the masked positions, where the frame loss is taken
-        self.last_spread = {"target_var": spread(y[mask]), "pred_var": spread(pred[mask])}
+        with record_function("ufo.loss"):
+            y = y.repeat_interleave(clones, dim=0)
+            scale = 1.0 / math.sqrt(d)
+            frame = ((pred.float() - y) ** 2).sum(-1)[mask].mean() * scale
+            utterance = ((out[:, 0].float() - y.mean(1)) ** 2).sum(-1).mean() * scale
+            weight = s.utterance_weight if s.utterance_weight is not None else float(b * clones)
+            loss = frame + weight * utterance
+            # spreads at the masked positions, where the frame loss is taken
+            self.last_spread = {"target_var": spread(y[mask]), "pred_var": spread(pred[mask])}
         return loss, {
             "frame_loss": frame.detach(),
             "utterance_loss": utterance.detach(),

@@ -63,6 +63,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
     b = benchmarks.add_parser("clones", help="pre-training student clips/s, clone_batch 16 vs 1")
     _add_model_options(b, "eat_tiny", 192)
+    b.add_argument(
+        "--profile",
+        type=int,
+        default=0,
+        metavar="STEPS",
+        help="also profile this many steps of each and print the time of each phase",
+    )
 
     b = benchmarks.add_parser("pretrain-memory", help="peak memory of one pre-training step on CPU")
     _add_model_options(b, "eat_base", 1024)
@@ -136,7 +143,10 @@ def cmd_bench(args: argparse.Namespace) -> None:
         from asdflow.bench import clones
 
         clones.bench_clones(
-            args.model or "eat_tiny", n_frames=args.n_frames or 192, precision=args.precision
+            args.model or "eat_tiny",
+            n_frames=args.n_frames or 192,
+            precision=args.precision,
+            profile_steps=args.profile,
         )
     elif args.what == "pretrain-memory":
         from asdflow.bench import clones

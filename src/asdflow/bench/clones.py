@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 import torch
+from torch.profiler import ProfilerActivity, profile, record_function
 
 from asdflow.bench.printing import print_figures
 
@@ -26,10 +27,25 @@ def _pretrain_step_timer(model: str, batch: int, clones: int, n_frames: int, pre
     def step(i: int) -> None:
         with train.autocast_for(device, precision):
             loss, _ = objective({"x": x}, train.step_generator(0, i))
-        train.optimizer_step(objective, optimizer, loss, clip_grad=None)
-        objective.after_step(i + 1)
+        with record_function("step.backward_and_adamw"):
+            train.optimizer_step(objective, optimizer, loss, clip_grad=None)
+        with record_function("step.ema"):
+            objective.after_step(i + 1)
 
     return objective, step
+
+
+def phase_seconds(step, first: int, steps: int) -> dict[str, float]:
+    """Seconds per step of each labelled phase of the pre-training step (the `ufo.*` regions
+    of UFOObjective.forward, backward with AdamW, the EMA update), from torch's profiler."""
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for i in range(first, first + steps):
+            step(i)
+    return {
+        event.key: event.cpu_time_total / 1e6 / steps
+        for event in prof.key_averages()
+        if event.key.startswith(("ufo.", "step."))
+    }
 
 
 def bench_clones(
@@ -38,10 +54,13 @@ def bench_clones(
     n_frames: int = 192,
     steps: int = 10,
     precision: str = "fp32",
+    profile_steps: int = 0,
 ) -> dict:
     """Student clips/s with clone_batch 16 against 1 at the same number of student rows per
-    step (EAT's claim: clones amortise the teacher pass and the data loading). One run."""
+    step (EAT's claim: clones amortise the teacher pass and the data loading). One run.
+    With `profile_steps`, also where a step's time goes, phase by phase, for both."""
     result = {"model": model, "student_rows_per_step": rows, "n_frames": n_frames, "steps": steps}
+    phases = {}
     for clones in (1, 16):
         _, step = _pretrain_step_timer(model, rows // clones, clones, n_frames, precision)
         step(0)  # warm-up
@@ -52,10 +71,20 @@ def bench_clones(
         result[f"clone{clones}_seconds_per_step"] = seconds
         result[f"clone{clones}_student_clips_per_s"] = rows / seconds
         result[f"clone{clones}_distinct_clips_per_s"] = rows / clones / seconds
+        if profile_steps:
+            phases[f"clone_batch {clones} (s/step)"] = phase_seconds(step, steps + 1, profile_steps)
     result["ratio_student_clips_per_s_16_vs_1"] = (
         result["clone16_student_clips_per_s"] / result["clone1_student_clips_per_s"]
     )
     print_figures(result)
+    if phases:
+        import pandas as pd
+
+        table = pd.DataFrame(phases).sort_index()
+        table.loc["sum of the phases"] = table.sum()
+        print(f"\nWhere a step's time goes (torch profiler, {profile_steps} steps each):")
+        print(table.round(4).to_string())
+        result["phases"] = table.to_dict()
     return result
 
 

@@ -14,7 +14,7 @@ rule score_logmel_knn:
     log:
         "logs/scores/logmel_knn/{dataset}/{machine}.log",
     benchmark:
-        "benchmarks/score_logmel_knn/{dataset}_{machine}.tsv",
+        "benchmarks/score_logmel_knn/{dataset}_{machine}.tsv"
     params:
         asdflow=runner,
         features_dir=parent_of("input"),
@@ -42,7 +42,7 @@ rule baseline_ae:
     log:
         "logs/baseline_ae/{dataset}/{machine}.log",
     benchmark:
-        "benchmarks/baseline_ae/{dataset}_{machine}.tsv",
+        "benchmarks/baseline_ae/{dataset}_{machine}.tsv"
     params:
         asdflow=runner,
         features_dir=parent_of("input"),

@@ -14,7 +14,7 @@ rule synth_machine:
     log:
         "logs/synth/{set}/{machine}.log",
     benchmark:
-        "benchmarks/synth_machine/{set}_{machine}.tsv",
+        "benchmarks/synth_machine/{set}_{machine}.tsv"
     params:
         asdflow=runner,
         root=lambda wildcards, output: str(Path(output[0]).parents[1]),
@@ -36,7 +36,7 @@ rule download_archive:
     log:
         "logs/download/{year}/{stem}.log",
     benchmark:
-        "benchmarks/download_archive/{year}_{stem}.tsv",
+        "benchmarks/download_archive/{year}_{stem}.tsv"
     params:
         asdflow=runner,
         dest=lambda wildcards, output: str(Path(output[0]).parents[1]),

@@ -18,7 +18,7 @@ rule features:
     log:
         "logs/features/{dataset}/{machine}.log",
     benchmark:
-        "benchmarks/features/{dataset}_{machine}.tsv",
+        "benchmarks/features/{dataset}_{machine}.tsv"
     params:
         asdflow=runner,
         machine_dirs=machine_dirs,
@@ -42,7 +42,7 @@ rule norm_stats:
     log:
         "logs/features/norm_stats.log",
     benchmark:
-        "benchmarks/norm_stats/norm_stats.tsv",
+        "benchmarks/norm_stats/norm_stats.tsv"
     params:
         asdflow=runner,
         settings=to_json(plan.norm_settings(config)),

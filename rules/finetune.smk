@@ -11,7 +11,7 @@ rule finetune:
     log:
         "logs/finetune/{run}/seed{seed}.log",
     benchmark:
-        "benchmarks/finetune/{run}_seed{seed}.tsv",
+        "benchmarks/finetune/{run}_seed{seed}.tsv"
     params:
         asdflow=runner,
         settings=lambda wc: to_json(plan.finetune_settings(config, wc.seed)),

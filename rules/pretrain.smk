@@ -8,7 +8,7 @@ rule synth_general:
     log:
         "logs/synth/general.log",
     benchmark:
-        "benchmarks/synth_general/synth_general.tsv",
+        "benchmarks/synth_general/synth_general.tsv"
     params:
         asdflow=runner,
         root=lambda wildcards, output: str(Path(output[0]).parent),
@@ -31,7 +31,7 @@ rule features_general:
     log:
         "logs/features/general.log",
     benchmark:
-        "benchmarks/features_general/features_general.tsv",
+        "benchmarks/features_general/features_general.tsv"
     params:
         asdflow=runner,
         out_dir=parent_of("output"),
@@ -54,7 +54,7 @@ rule norm_stats_general:
     log:
         "logs/features/norm_stats_general.log",
     benchmark:
-        "benchmarks/norm_stats_general/norm_stats_general.tsv",
+        "benchmarks/norm_stats_general/norm_stats_general.tsv"
     params:
         asdflow=runner,
         settings=to_json({"normalization": "train"}),
@@ -77,7 +77,7 @@ if config["pretrain"]["general"]["source"] == "import":
         log:
             "logs/pretrain/general.log",
         benchmark:
-            "benchmarks/import_general/import_general.tsv",
+            "benchmarks/import_general/import_general.tsv"
         params:
             asdflow=runner,
             code=code_version("import-eat"),
@@ -98,7 +98,7 @@ else:
         log:
             "logs/pretrain/general.log",
         benchmark:
-            "benchmarks/pretrain_general/pretrain_general.tsv",
+            "benchmarks/pretrain_general/pretrain_general.tsv"
         params:
             asdflow=runner,
             settings=to_json(plan.pretrain_settings(config, "general")),
@@ -124,7 +124,7 @@ rule pretrain_dap:
     log:
         "logs/pretrain/{encoder}.log",
     benchmark:
-        "benchmarks/pretrain_dap/{encoder}.tsv",
+        "benchmarks/pretrain_dap/{encoder}.tsv"
     params:
         asdflow=runner,
         settings=lambda wildcards: to_json(plan.pretrain_settings(config, wildcards.encoder)),

@@ -11,7 +11,7 @@ rule embed_train:
     log:
         "logs/embeddings/{encoder}.log",
     benchmark:
-        "benchmarks/embed_train/{encoder}.tsv",
+        "benchmarks/embed_train/{encoder}.tsv"
     params:
         asdflow=runner,
         machines=lambda wc, input, output: repeated(
@@ -40,7 +40,7 @@ rule cluster:
     log:
         "logs/pseudolabels/{encoder}.log",
     benchmark:
-        "benchmarks/cluster/{encoder}.tsv",
+        "benchmarks/cluster/{encoder}.tsv"
     params:
         asdflow=runner,
         jobs=lambda wc, input, output: repeated(
@@ -69,7 +69,7 @@ rule label_space:
     log:
         "logs/labels/{source}.log",
     benchmark:
-        "benchmarks/label_space/{source}.tsv",
+        "benchmarks/label_space/{source}.tsv"
     params:
         asdflow=runner,
         indexes=lambda wc, input: [f for f in input.index if f.endswith(".csv")],
@@ -98,7 +98,7 @@ rule pseudolabel_quality:
     log:
         "logs/tables/pseudolabels.log",
     benchmark:
-        "benchmarks/pseudolabel_quality/pseudolabel_quality.tsv",
+        "benchmarks/pseudolabel_quality/pseudolabel_quality.tsv"
     params:
         asdflow=runner,
         entries=repeated(
@@ -145,7 +145,7 @@ rule tsne_figure:
     log:
         "logs/figures/tsne/{dataset}_{machine}.log",
     benchmark:
-        "benchmarks/tsne_figure/{dataset}_{machine}.tsv",
+        "benchmarks/tsne_figure/{dataset}_{machine}.tsv"
     params:
         asdflow=runner,
         encoders=config["pseudolabels"]["encoders"],

@@ -10,7 +10,7 @@ rule evaluate:
     log:
         "logs/metrics/{run}/seed{seed}.log",
     benchmark:
-        "benchmarks/evaluate/{run}_seed{seed}.tsv",
+        "benchmarks/evaluate/{run}_seed{seed}.tsv"
     params:
         asdflow=runner,
         machines=lambda wc, input: repeated(
@@ -53,7 +53,7 @@ rule tables:
     log:
         "logs/tables/tables.log",
     benchmark:
-        "benchmarks/tables/tables.tsv",
+        "benchmarks/tables/tables.tsv"
     params:
         asdflow=runner,
         baselines=list(BASELINES),
@@ -85,7 +85,7 @@ rule score_figure:
     log:
         "logs/figures/scores/{run}.log",
     benchmark:
-        "benchmarks/score_figure/{run}.tsv",
+        "benchmarks/score_figure/{run}.tsv"
     params:
         asdflow=runner,
         machines=lambda wc, input: repeated(

@@ -16,7 +16,7 @@ rule score_run:
     log:
         "logs/scores/{run}/seed{seed}.log",
     benchmark:
-        "benchmarks/score_run/{run}_seed{seed}.tsv",
+        "benchmarks/score_run/{run}_seed{seed}.tsv"
     params:
         asdflow=runner,
         machines=lambda wc, input, output: repeated(

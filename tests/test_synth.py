@@ -243,3 +243,9 @@ def test_cli(tmp_path, capsys):
     assert str(out) in capsys.readouterr().out
     assert cli.main(["synth", "--root", str(tmp_path), "--general", "--settings", settings]) == 0
     assert len(list((tmp_path / "general").glob("*.wav"))) == 3
+
+
+def test_cli_names_a_bad_machine_definition(tmp_path, capsys):
+    args = ["synth", "--root", str(tmp_path), "--machine-type", "x", "--machine-json", "{archetype"]
+    assert cli.main(args) == 1
+    assert "--machine-json: not a JSON object" in capsys.readouterr().err

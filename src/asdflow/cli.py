@@ -119,9 +119,11 @@ def cmd_synth(args: argparse.Namespace) -> None:
             raise ValueError("--machine-type is required unless --general is given")
         machine_type = args.machine_type
         if args.machine_json.strip():
-            machine_type = synth.machine_type_from_dict(
-                args.machine_type, json.loads(args.machine_json)
-            )
+            try:
+                definition = json.loads(args.machine_json)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"--machine-json: not a JSON object ({err})") from None
+            machine_type = synth.machine_type_from_dict(args.machine_type, definition)
         out = synth.generate_machine(
             args.root,
             args.set_name,

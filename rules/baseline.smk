@@ -19,7 +19,7 @@ rule score_logmel_knn:
         asdflow=runner,
         features_dir=parent_of("input"),
         out_dir=parent_of("output"),
-        settings=to_json(plan.scoring_settings(config)),
+        settings=to_json(plan.scoring_settings(config, encoder=False)),
         code=code_version("score-logmel"),
     threads: 1
     conda:

@@ -105,6 +105,7 @@ def test_precision_times_fp32_and_bf16_side_by_side(monkeypatch, capsys):
     assert table[["model", "stage"]].values.tolist() == [
         ["eat_tiny", "pretrain"],
         ["eat_tiny", "finetune"],
+        ["eat_tiny", "embed (64 clips)"],
     ]
     assert (table[["fp32_s_per_step", "bf16_s_per_step"]] > 0).all().all()
     ratio = table["fp32_s_per_step"] / table["bf16_s_per_step"]

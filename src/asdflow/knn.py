@@ -78,6 +78,8 @@ class KnnSettings:
     from train and test embeddings before the cosine distance.
     decision_quantile: the decision threshold is this quantile of a gamma distribution fitted
     to the training clips' scores (the DCASE baseline's rule).
+    precision: of the encoder's embedding pass (`score-encoder`; train.autocast_for): "native"
+    is bf16 where the hardware computes it (GPU, AMX CPU), else float32.
     The workflow passes the `scoring` section of its configuration (asdflow.settings).
     """
 
@@ -88,6 +90,7 @@ class KnnSettings:
     seed: int = 0  # k-means initialisation
     chunk: int = 4096  # queries per matrix product
     decision_quantile: float = 0.9
+    precision: str = "native"
 
     def __post_init__(self) -> None:
         if self.bank not in BANKS:

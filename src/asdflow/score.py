@@ -95,7 +95,9 @@ def score_encoder(
             desc = f"{features_dir}/{split}"
             embeddings[split] = (
                 index,
-                embed.embed_array(encoder, array, stats, pooling, batch_size, desc=desc),
+                embed.embed_array(
+                    encoder, array, stats, pooling, batch_size, None, settings.precision, desc
+                ),
             )
         score_machine(
             *embeddings["train"],

@@ -216,13 +216,30 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+PRECISIONS = ("auto", "native", "fp32", "bf16")
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether `device` computes bf16 matrix products in hardware: a GPU, or a CPU with AMX
+    tiles (Intel Sapphire Rapids and later). Elsewhere bf16 autocast on CPU is slower than
+    float32 (`asdflow bench precision`)."""
+    if device.type != "cpu":
+        return True
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return bool(amx and amx())
+
+
 def autocast_for(device: torch.device, precision: str):
-    """bf16 autocast on GPU by default ("auto"), on CPU only when asked ("bf16")."""
-    if precision == "fp32" or (precision == "auto" and device.type != "cuda"):
-        return nullcontext()
-    if precision in ("bf16", "auto"):
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    raise ValueError(f"Unsupported precision {precision!r}: use 'auto', 'fp32' or 'bf16'")
+    """bf16 autocast: on GPU by default ("auto"); "native": wherever the hardware computes bf16
+    (GPU, AMX CPU), else float32; "bf16" always, "fp32" never."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"Unsupported precision {precision!r}: use one of {', '.join(PRECISIONS)}")
+    bf16 = (
+        precision == "bf16"
+        or (precision == "auto" and device.type == "cuda")
+        or (precision == "native" and native_bf16(device))
+    )
+    return torch.autocast(device.type, dtype=torch.bfloat16) if bf16 else nullcontext()
 
 
 # --- the loop -----------------------------------------------------------------------------------

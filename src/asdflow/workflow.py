@@ -163,9 +163,14 @@ def cluster_settings(config: dict) -> dict:
     return dict(config["pseudolabels"]["clustering"])
 
 
-def scoring_settings(config: dict) -> dict:
-    """`asdflow score-logmel` / `score-encoder --settings`: the k-NN back end of every system."""
-    return dict(config["scoring"])
+def scoring_settings(config: dict, encoder: bool = True) -> dict:
+    """`asdflow score-encoder --settings` (`encoder`) / `score-logmel --settings`: the k-NN back
+    end of every system; the log-mel baseline's lacks the embedding pass's precision, so that
+    changing it does not rerun that baseline."""
+    section = dict(config["scoring"])
+    if not encoder:
+        section.pop("precision", None)
+    return section
 
 
 def baseline_ae_settings(config: dict, channel: str = "") -> dict:

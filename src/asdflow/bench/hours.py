@@ -266,8 +266,9 @@ def bench_precision(
     classes: int = 40,
 ) -> pd.DataFrame:
     """float32 vs bf16 autocast step times, side by side in one run, of the configuration's
-    pre-training and fine-tuning steps on this machine's CPU (or GPU), per encoder size and
-    thread count. Prints the table and the bf16 speed-up of each row."""
+    pre-training and fine-tuning steps and of the embedding pass (a batch of 64 clips) on this
+    machine's CPU (or GPU), per encoder size and thread count. Prints the table, the bf16
+    speed-up of each row, and whether "native" precision picks bf16 here."""
     config = plan.load_config([Path("config/config.yaml"), *configfiles])
     n_frames = int(config["features"]["n_frames"])
     device = train.pick_device()
@@ -284,6 +285,10 @@ def bench_precision(
                 "finetune": lambda p, model=model: time_finetune_step(
                     model, {**ft, "precision": p}, n_frames, classes, device, warmup, repeats
                 ),
+                # the embed and score stages: one batch of 64 clips through the encoder
+                "embed (64 clips)": lambda p, model=model: (
+                    64 / time_embedding(model, n_frames, p, device, repeats, 64, ft["pooling"]),
+                ),
             }
             for stage, timer in timers.items():
                 seconds = {precision: timer(precision)[0] for precision in ("fp32", "bf16")}
@@ -298,7 +303,10 @@ def bench_precision(
                     }
                 )
     table = pd.DataFrame(rows)
-    print(f"device: {device}, torch {torch.__version__}, {n_frames} frames per clip")
+    print(
+        f"device: {device}, torch {torch.__version__}, {n_frames} frames per clip; "
+        f"precision 'native' is {'bf16' if train.native_bf16(device) else 'fp32'} here"
+    )
     print(
         f"pretrain batch x clones {pre['batch_size']} x {pre['clone_batch']}, "
         f"finetune batch {ft['batch_size']}"

@@ -1,5 +1,6 @@
-"""Precision of the forward passes: which hardware "native" picks bf16 on, and that the bf16
-embedding pass scoring uses computes the float32 function within bf16 tolerance."""
+"""Precision and the faster paths: which hardware "native" picks bf16 on, that the bf16 embedding
+pass scoring uses computes the float32 function within bf16 tolerance, and that the fused AdamW
+of the training loop makes the loop implementation's update."""
 
 from pathlib import Path
 
@@ -47,3 +48,22 @@ def test_the_log_mel_baseline_does_not_get_the_embedding_precision():
     config = plan.load_config([ROOT / "config" / "config.yaml"])
     assert plan.scoring_settings(config)["precision"] == "native"
     assert "precision" not in plan.scoring_settings(config, encoder=False)
+
+
+@pytest.mark.parametrize("fused", [None, False])
+def test_the_training_loop_takes_fused_adamw_on_cpu_and_it_updates_as_the_loop_does(fused):
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(8, 4)
+    copies = [[p.detach().clone().requires_grad_() for p in layer.parameters()] for _ in "ab"]
+    optimizers = [
+        train.build_optimizer("adamw", [{"params": ps, "weight_decay": 0.05}], 1e-2, (0.9, 0.95), f)
+        for ps, f in zip(copies, (fused, False), strict=True)
+    ]
+    assert optimizers[0].defaults["fused"] is (True if fused is None else None)
+    for _ in range(5):
+        for ps, optimizer in zip(copies, optimizers, strict=True):
+            for p in ps:
+                p.grad = torch.ones_like(p)
+            optimizer.step()
+    for a, b in zip(*copies, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)

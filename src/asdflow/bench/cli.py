@@ -55,6 +55,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     b.add_argument("--n-frames", type=int, default=0, help="frames per clip (0: 1024)")
     b.add_argument("--epochs", type=int, default=1)
 
+    b = benchmarks.add_parser("adamw", help="the AdamW step: loop over parameters vs fused")
+    b.add_argument("--model", default="", help="encoder size (default: eat_tiny)")
+
     b = benchmarks.add_parser(
         "attributes", help="(after make run) attributes predicted from loudness vs log-mel"
     )
@@ -148,6 +151,10 @@ def cmd_bench(args: argparse.Namespace) -> None:
             precision=args.precision,
             profile_steps=args.profile,
         )
+    elif args.what == "adamw":
+        from asdflow.bench import clones
+
+        clones.bench_adamw(args.model or "eat_tiny")
     elif args.what == "pretrain-memory":
         from asdflow.bench import clones
 

@@ -1,5 +1,6 @@
 """Pre-training benchmarks: `asdflow bench clones` (student clips/s with and without EAT's
-clones) and `asdflow bench pretrain-memory` (peak memory of one pre-training step on CPU)."""
+clones), `asdflow bench adamw` (the optimizer step, Python loop vs fused) and
+`asdflow bench pretrain-memory` (peak memory of one pre-training step on CPU)."""
 
 from __future__ import annotations
 
@@ -35,6 +36,16 @@ def _pretrain_step_timer(model: str, batch: int, clones: int, n_frames: int, pre
     return objective, step
 
 
+def step_flops(step, i: int) -> float:
+    """FLOPs of one full training step (forward, backward), counted by torch's FlopCounterMode
+    (matrix products and convolutions; element-wise work and AdamW are not counted)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        step(i)
+    return float(counter.get_total_flops())
+
+
 def phase_seconds(step, first: int, steps: int) -> dict[str, float]:
     """Seconds per step of each labelled phase of the pre-training step (the `ufo.*` regions
     of UFOObjective.forward, backward with AdamW, the EMA update), from torch's profiler."""
@@ -58,6 +69,8 @@ def bench_clones(
 ) -> dict:
     """Student clips/s with clone_batch 16 against 1 at the same number of student rows per
     step (EAT's claim: clones amortise the teacher pass and the data loading). One run.
+    Also the ratio of the two steps' counted FLOPs: the speed-up the clones would give if every
+    FLOP ran at the same rate (the teacher's share of the work bounds it).
     With `profile_steps`, also where a step's time goes, phase by phase, for both."""
     result = {"model": model, "student_rows_per_step": rows, "n_frames": n_frames, "steps": steps}
     phases = {}
@@ -71,10 +84,14 @@ def bench_clones(
         result[f"clone{clones}_seconds_per_step"] = seconds
         result[f"clone{clones}_student_clips_per_s"] = rows / seconds
         result[f"clone{clones}_distinct_clips_per_s"] = rows / clones / seconds
+        result[f"clone{clones}_gflop_per_step"] = step_flops(step, steps + 1) / 1e9
         if profile_steps:
             phases[f"clone_batch {clones} (s/step)"] = phase_seconds(step, steps + 1, profile_steps)
     result["ratio_student_clips_per_s_16_vs_1"] = (
         result["clone16_student_clips_per_s"] / result["clone1_student_clips_per_s"]
+    )
+    result["ratio_flop_bound_16_vs_1"] = (
+        result["clone1_gflop_per_step"] / result["clone16_gflop_per_step"]
     )
     print_figures(result)
     if phases:
@@ -129,5 +146,56 @@ def bench_pretrain_memory(
         "student_tokens_per_step": batch * clones * (kept + 1),
         "embed_dim": cfg.embed_dim,
     }
+    print_figures(result)
+    return result
+
+
+def bench_adamw(model: str = "eat_tiny", steps: int = 20) -> dict:
+    """Seconds per AdamW step over the parameters of the pre-training objective (encoder and
+    decoder) and of the fine-tuning one (encoder and head): torch's loop over the parameters
+    against the fused kernel the training loop uses, side by side in one run, with the largest
+    parameter difference after `steps` identical updates."""
+    from asdflow import finetune, models, pretrain, train
+
+    torch.manual_seed(0)
+    objectives = {
+        "pretrain": pretrain.UFOObjective(
+            models.create_model(model), pretrain.PretrainSettings(model=model)
+        ),
+        "finetune": finetune.MACObjective(
+            models.create_model(model), 40, finetune.FinetuneSettings()
+        ),
+    }
+    result = {"model": model, "threads": torch.get_num_threads()}
+    for stage, objective in objectives.items():
+        params = {}
+        for fused in (False, True):
+            copies = [
+                p.detach().clone().requires_grad_()
+                for p in objective.parameters()
+                if p.requires_grad
+            ]
+            generator = torch.Generator().manual_seed(1)
+            grads = [torch.randn(p.shape, generator=generator) for p in copies]
+            optimizer = train.build_optimizer(
+                "adamw", [{"params": copies, "weight_decay": 0.05}], 1e-3, (0.9, 0.95), fused
+            )
+            for p, g in zip(copies, grads, strict=True):
+                p.grad = g
+            optimizer.step()  # warm-up, state allocated
+            start = time.perf_counter()
+            for _ in range(steps):
+                optimizer.step()
+            name = "fused" if fused else "loop"
+            result[f"{stage}_{name}_ms_per_step"] = (time.perf_counter() - start) / steps * 1e3
+            params[name] = copies
+        result[f"{stage}_ratio_loop_vs_fused"] = (
+            result[f"{stage}_loop_ms_per_step"] / result[f"{stage}_fused_ms_per_step"]
+        )
+        result[f"{stage}_max_param_difference"] = max(
+            float((a - b).detach().abs().max())
+            for a, b in zip(params["loop"], params["fused"], strict=True)
+        )
+        result[f"{stage}_parameters_M"] = sum(p.numel() for p in params["fused"]) / 1e6
     print_figures(result)
     return result

@@ -232,3 +232,13 @@ def test_dap_continues_from_a_checkpoint_and_keeps_its_normalisation(tmp_path):
     wrong = pretrain.PretrainSettings(**{**dap.__dict__, "model": "eat_small"})
     with pytest.raises(ValueError, match="holds a eat_tiny encoder"):
         pretrain.pretrain(wrong, [prefix], tmp_path / "e/model.pt", None, False, init=general)
+
+
+def test_training_reads_the_cache_memory_mapped_never_whole(tmp_path):
+    prefix = write_cache(tmp_path / "c", n=8)
+    stats = features.NormStats(mean=0.0, std=1.0, source="fixed")
+    data = train.CachedClips([prefix], stats)
+    assert all(isinstance(a, np.memmap) for a in data.arrays)  # pages read on demand
+    batch = data.batch(np.array([3, 5]))["x"]
+    expected = stats.apply(np.load(f"{prefix}.npy")[[3, 5]])
+    np.testing.assert_array_equal(batch[:, 0].numpy(), expected)

@@ -67,3 +67,10 @@ def test_the_training_loop_takes_fused_adamw_on_cpu_and_it_updates_as_the_loop_d
             optimizer.step()
     for a, b in zip(*copies, strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+
+
+def test_a_bad_scoring_precision_is_an_error_naming_the_setting(tmp_path):
+    from asdflow import knn, score
+
+    with pytest.raises(ValueError, match="scoring setting precision 'half'"):
+        score.score_encoder(tmp_path / "model.pt", [], knn.KnnSettings(precision="half"))

@@ -82,8 +82,13 @@ def score_encoder(
 ) -> None:
     """Score every machine type with one fine-tuned encoder: `machines` lists (features dir,
     submission dir). Embeds train and test clips (normalised as the checkpoint says), then k-NN."""
-    from asdflow import checkpoint, embed
+    from asdflow import checkpoint, embed, train
 
+    if settings.precision not in train.PRECISIONS:
+        raise ValueError(
+            f"scoring setting precision {settings.precision!r}: use one of "
+            f"{', '.join(train.PRECISIONS)}"
+        )
     encoder, state = checkpoint.encoder_from_checkpoint(checkpoint_path)
     stats = features.NormStats(**state["normalization"])
     pooling = state["settings"].get("pooling", "mean")
@@ -96,7 +101,13 @@ def score_encoder(
             embeddings[split] = (
                 index,
                 embed.embed_array(
-                    encoder, array, stats, pooling, batch_size, None, settings.precision, desc
+                    encoder,
+                    array,
+                    stats,
+                    pooling,
+                    batch_size,
+                    precision=settings.precision,
+                    desc=desc,
                 ),
             )
         score_machine(

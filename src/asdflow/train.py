@@ -178,6 +178,7 @@ def build_optimizer(
         raise ValueError(f"Unsupported optimizer {name!r}: use 'adamw'")
     if fused is None:
         fused = all(p.device.type in ("cpu", "cuda") for g in groups for p in g["params"])
+    # fused=None (not False) leaves torch its own choice of the unfused implementation
     return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas), fused=fused or None)
 
 
@@ -229,8 +230,10 @@ def native_bf16(device: torch.device) -> bool:
     """Whether `device` computes bf16 matrix products in hardware: a GPU, or a CPU with AMX
     tiles (Intel Sapphire Rapids and later). Elsewhere bf16 autocast on CPU is slower than
     float32 (`asdflow bench precision`)."""
-    if device.type != "cpu":
+    if device.type == "cuda":
         return True
+    if device.type != "cpu":
+        return False
     amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
     return bool(amx and amx())
 

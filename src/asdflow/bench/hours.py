@@ -285,9 +285,11 @@ def bench_precision(
                 "finetune": lambda p, model=model: time_finetune_step(
                     model, {**ft, "precision": p}, n_frames, classes, device, warmup, repeats
                 ),
-                # the embed and score stages: one batch of 64 clips through the encoder
+                # the embed and score stages: one batch of 64 clips through the encoder, as
+                # (seconds, FLOPs) like the other timers; its FLOPs are not counted
                 "embed (64 clips)": lambda p, model=model: (
                     64 / time_embedding(model, n_frames, p, device, repeats, 64, ft["pooling"]),
+                    None,
                 ),
             }
             for stage, timer in timers.items():

@@ -99,6 +99,18 @@ class DropPath(nn.Module):
         return x * keep / (1 - self.p)
 
 
+def _slow_cpu_bf16_backward(t: torch.Tensor) -> bool:
+    """True for a bf16 CPU tensor that gradients will flow through: torch's CPU kernels for
+    the backward of bf16 attention and convolution run 3-6x slower than their float32 ones
+    (`asdflow bench precision`), so those ops compute in float32 there (same function, more
+    precise). Forward-only passes and GPUs keep bf16."""
+    return (
+        t.device.type == "cpu"
+        and torch.is_grad_enabled()
+        and (t.dtype == torch.bfloat16 or torch.is_autocast_enabled("cpu"))
+    )
+
+
 class Attention(nn.Module):
     """Multi-head self-attention with a fused qkv projection (official key names: qkv, proj)."""
 
@@ -112,7 +124,11 @@ class Attention(nn.Module):
         b, n, d = x.shape
         qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, d // self.num_heads)
         q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each (B, heads, N, head_dim)
-        out = F.scaled_dot_product_attention(q, k, v)  # (B, heads, N, head_dim)
+        if _slow_cpu_bf16_backward(q):
+            with torch.autocast("cpu", enabled=False):
+                out = F.scaled_dot_product_attention(q.float(), k.float(), v.float())
+        else:
+            out = F.scaled_dot_product_attention(q, k, v)  # (B, heads, N, head_dim)
         return self.proj(out.transpose(1, 2).reshape(b, n, d))
 
 
@@ -160,7 +176,12 @@ class PatchEmbed(nn.Module):
         self.proj = nn.Conv2d(1, cfg.embed_dim, kernel_size=cfg.patch_size, stride=cfg.patch_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj(x).flatten(2).transpose(1, 2)  # (B, D, T', F') -> (B, T'F', D)
+        if _slow_cpu_bf16_backward(x):
+            with torch.autocast("cpu", enabled=False):
+                x = self.proj(x.float())
+        else:
+            x = self.proj(x)
+        return x.flatten(2).transpose(1, 2)  # (B, D, T', F') -> (B, T'F', D)
 
 
 # --- the encoder --------------------------------------------------------------------------------

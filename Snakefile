@@ -10,6 +10,10 @@ configfile: "config/config.yaml"
 report: "report/workflow.rst"
 
 
+# Scheduling priorities (`priority:`; among ready jobs the higher goes first): the data and the
+# pre-training -> clustering -> label chain that gates every fine-tuning job 40, fine-tuning 20,
+# scoring, metrics and tables 10, and the baselines and figures, which nothing waits on, 0: they
+# fill the cores the chain leaves idle instead of delaying it.
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/features.smk"

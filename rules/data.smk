@@ -22,6 +22,7 @@ rule synth_machine:
         custom=custom_machine_arg,
         code=code_version("synth"),
     threads: 1
+    priority: 40
     conda:
         ENV
     shell:
@@ -43,6 +44,7 @@ rule download_archive:
         md5=archive_md5_arg,
         settings=to_json(plan.download_settings(config)),
     threads: 1
+    priority: 40
     conda:
         ENV
     shell:

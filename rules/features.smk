@@ -27,6 +27,7 @@ rule features:
         settings=lambda wc: to_json(plan.fbank_settings(config, DATASETS[wc.dataset].channel)),
         code=code_version("features"),
     threads: 1
+    priority: 40
     conda:
         ENV
     shell:
@@ -48,6 +49,7 @@ rule norm_stats:
         settings=to_json(plan.norm_settings(config)),
         code=code_version("norm-stats"),
     threads: 1
+    priority: 40
     conda:
         ENV
     shell:

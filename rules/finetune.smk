@@ -23,6 +23,7 @@ rule finetune:
     wildcard_constraints:
         run=RUN_PATTERN,
         seed=r"\d+",
+    priority: 20
     conda:
         ENV
     shell:

@@ -15,6 +15,7 @@ rule synth_general:
         settings=to_json(plan.synth_settings(config, general=True)),
         code=code_version("synth"),
     threads: 1
+    priority: 40
     conda:
         ENV
     shell:
@@ -38,6 +39,7 @@ rule features_general:
         settings=to_json(plan.fbank_settings(config)),
         code=code_version("features"),
     threads: 1
+    priority: 40
     conda:
         ENV
     shell:
@@ -60,6 +62,7 @@ rule norm_stats_general:
         settings=to_json({"normalization": "train"}),
         code=code_version("norm-stats"),
     threads: 1
+    priority: 40
     conda:
         ENV
     shell:
@@ -82,6 +85,7 @@ if config["pretrain"]["general"]["source"] == "import":
             asdflow=runner,
             code=code_version("import-eat"),
         threads: 1
+        priority: 40
         conda:
             ENV
         shell:
@@ -107,6 +111,7 @@ else:
         resources:
             gpu=1,
             runtime=24 * 60,
+        priority: 40
         conda:
             ENV
         shell:
@@ -135,6 +140,7 @@ rule pretrain_dap:
         runtime=24 * 60,
     wildcard_constraints:
         encoder="dap|dap_full",
+    priority: 40
     conda:
         ENV
     shell:

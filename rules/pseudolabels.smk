@@ -24,6 +24,7 @@ rule embed_train:
         runtime=60,
     wildcard_constraints:
         encoder="|".join(ENCODERS),
+    priority: 40
     conda:
         ENV
     shell:
@@ -54,6 +55,7 @@ rule cluster:
     threads: 1
     wildcard_constraints:
         encoder="|".join(ENCODERS),
+    priority: 40
     conda:
         ENV
     shell:
@@ -77,6 +79,7 @@ rule label_space:
     threads: 1
     wildcard_constraints:
         source="none|general|ft|dap|dap_full",
+    priority: 40
     conda:
         ENV
     shell:

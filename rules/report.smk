@@ -23,6 +23,7 @@ rule evaluate:
     threads: 1
     wildcard_constraints:
         seed=r"\d+",
+    priority: 10
     conda:
         ENV
     shell:
@@ -64,6 +65,7 @@ rule tables:
         note=table_note(),
         code=code_version("tables"),
     threads: 1
+    priority: 10
     conda:
         ENV
     shell:

@@ -31,6 +31,7 @@ rule score_run:
     wildcard_constraints:
         run=RUN_PATTERN,
         seed=r"\d+",
+    priority: 10
     conda:
         ENV
     shell:

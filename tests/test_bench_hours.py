@@ -7,6 +7,7 @@ import pytest
 import yaml
 from conftest import REPO
 
+from asdflow import models
 from asdflow import workflow as plan
 from asdflow.bench import hours as bench_hours
 
@@ -110,4 +111,8 @@ def test_precision_times_fp32_and_bf16_side_by_side(monkeypatch, capsys):
     assert (table[["fp32_s_per_step", "bf16_s_per_step"]] > 0).all().all()
     ratio = table["fp32_s_per_step"] / table["bf16_s_per_step"]
     assert ratio.tolist() == table["bf16_speedup"].tolist()
+    # the training rows also time plain bf16 (bf16 attention and patch-embedding gradients)
+    plain = table.set_index("stage")["plain_bf16_s_per_step"]
+    assert plain[["pretrain", "finetune"]].gt(0).all() and plain.isna()["embed (64 clips)"]
+    assert models.FLOAT32_CPU_BACKWARD  # switched back on after the plain timing
     assert "bf16_speedup" in capsys.readouterr().out

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from asdflow import embed, features, models, train
 from asdflow import workflow as plan
@@ -21,7 +22,7 @@ def test_native_is_bf16_exactly_on_a_cpu_with_amx(monkeypatch, amx):
     assert train.native_bf16(cpu) is amx
     with train.autocast_for(cpu, "native"):
         assert torch.is_autocast_enabled("cpu") is amx
-    with train.autocast_for(cpu, "auto"):  # training's default stays float32 on every CPU
+    with train.autocast_for(cpu, "auto"):  # "auto" stays float32 on every CPU
         assert not torch.is_autocast_enabled("cpu")
     with train.autocast_for(cpu, "bf16"):
         assert torch.is_autocast_enabled("cpu")
@@ -74,3 +75,49 @@ def test_a_bad_scoring_precision_is_an_error_naming_the_setting(tmp_path):
 
     with pytest.raises(ValueError, match="scoring setting precision 'half'"):
         score.score_encoder(tmp_path / "model.pt", [], knn.KnnSettings(precision="half"))
+
+
+def _output_and_gradients(encoder, x: torch.Tensor, precision: str):
+    encoder.zero_grad()
+    with train.autocast_for(torch.device("cpu"), precision):
+        out = encoder.embed(x, pooling="freq")
+    out.float().pow(2).sum().backward()
+    grads = torch.cat([p.grad.flatten() for p in encoder.parameters() if p.grad is not None])
+    return out.detach().float(), grads
+
+
+def _cosine(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(F.cosine_similarity(a.flatten(), b.flatten(), dim=0))
+
+
+def test_bf16_training_on_cpu_takes_attention_and_patch_gradients_in_float32(monkeypatch):
+    seen = []
+    sdpa = models.F.scaled_dot_product_attention
+
+    def spy(q, k, v, *args, **kwargs):
+        seen.append(q.dtype)
+        return sdpa(q, k, v, *args, **kwargs)
+
+    monkeypatch.setattr(models.F, "scaled_dot_product_attention", spy)
+    torch.manual_seed(0)
+    encoder = models.create_model("eat_tiny", depth=2)
+    x = torch.randn(4, 1, 64, 128)
+    reference = _output_and_gradients(encoder, x, "fp32")
+    assert set(seen) == {torch.float32}
+    seen.clear()
+    fast = _output_and_gradients(encoder, x, "bf16")
+    assert set(seen) == {torch.float32}  # attention with gradients: float32 under autocast
+    seen.clear()
+    monkeypatch.setattr(models, "FLOAT32_CPU_BACKWARD", False)
+    plain = _output_and_gradients(encoder, x, "bf16")
+    assert set(seen) == {torch.bfloat16}  # the switch the benchmark times it with
+    seen.clear()
+    monkeypatch.setattr(models, "FLOAT32_CPU_BACKWARD", True)
+    with torch.no_grad(), train.autocast_for(torch.device("cpu"), "bf16"):
+        encoder.embed(x, pooling="freq")
+    assert set(seen) == {torch.bfloat16}  # forward-only passes (embedding, teacher) keep bf16
+    # the same function as float32 and as plain bf16, within bf16 tolerance
+    for output, grads in (fast, plain):
+        assert _cosine(output, reference[0]) > 0.999
+        assert _cosine(grads, reference[1]) > 0.99
+    assert _cosine(fast[1], plain[1]) > 0.99

@@ -589,3 +589,29 @@ def test_killed_training_job_resumes_from_its_checkpoint_when_run_again(tmp_path
     step = int(log.split("resuming at step ")[1].split()[0])
     assert 5 <= step < 400 and step % 5 == 0
     assert (work / target).exists()
+
+
+@pytest.mark.slow
+def test_the_chain_that_gates_fine_tuning_runs_before_the_baselines(tmp_path):
+    """Scheduling priorities: on one core, every job of the data -> pre-training -> clustering
+    chain starts before the baseline jobs, which were ready long before (Snakemake's greedy
+    scheduler alone prefers the jobs with the largest inputs)."""
+    config = tiny_config()
+    work = write_workdir(tmp_path / "work", config)
+    machine = config["synthetic"]["sets"]["dev"][0]
+    targets = [
+        f"results/scores/logmel_knn/seed0/dev/anomaly_score_{machine}_section_00_test.csv",
+        f"results/baseline_ae/dev/{machine}/model.pt",
+        "results/labels/dap.csv",
+    ]
+    run_snakemake(work, "--cores", "1", *targets)
+    (log,) = (work / ".snakemake/log").glob("*.snakemake.log")
+    started = [  # rules in the order their jobs started
+        line.split()[1].rstrip(":")
+        for line in log.read_text().splitlines()
+        if line.startswith(("rule ", "localrule "))
+    ]
+    baselines = [i for i, rule in enumerate(started) if rule in ("baseline_ae", "score_logmel_knn")]
+    chain = [i for i, rule in enumerate(started) if rule != "all" and i not in baselines]
+    assert len(baselines) == 2 and "label_space" in started, started
+    assert max(chain) < min(baselines), started

@@ -10,6 +10,7 @@ the stages read a memory-mapped log-mel cache, which costs a small fraction of a
 from __future__ import annotations
 
 import json
+import math
 import statistics
 import time
 from pathlib import Path
@@ -268,7 +269,9 @@ def bench_precision(
     """float32 vs bf16 autocast step times, side by side in one run, of the configuration's
     pre-training and fine-tuning steps and of the embedding pass (a batch of 64 clips) on this
     machine's CPU (or GPU), per encoder size and thread count. Prints the table, the bf16
-    speed-up of each row, and whether "native" precision picks bf16 here."""
+    speed-up of each row, and whether "native" precision picks bf16 here. On CPU the training
+    rows also time the plain bf16 path (attention and patch-embedding gradients in bf16, not
+    float32: models.FLOAT32_CPU_BACKWARD) and the speed-up the float32 backward gives."""
     config = plan.load_config([Path("config/config.yaml"), *configfiles])
     n_frames = int(config["features"]["n_frames"])
     device = train.pick_device()
@@ -294,6 +297,14 @@ def bench_precision(
             }
             for stage, timer in timers.items():
                 seconds = {precision: timer(precision)[0] for precision in ("fp32", "bf16")}
+                # the plain bf16 path: attention and patch-embedding gradients in bf16 too
+                plain = math.nan
+                if device.type == "cpu" and not stage.startswith("embed"):
+                    models.FLOAT32_CPU_BACKWARD = False
+                    try:
+                        plain = timer("bf16")[0]
+                    finally:
+                        models.FLOAT32_CPU_BACKWARD = True
                 rows.append(
                     {
                         "threads": n_threads,
@@ -302,6 +313,8 @@ def bench_precision(
                         "fp32_s_per_step": seconds["fp32"],
                         "bf16_s_per_step": seconds["bf16"],
                         "bf16_speedup": seconds["fp32"] / seconds["bf16"],
+                        "plain_bf16_s_per_step": plain,
+                        "float32_backward_speedup": plain / seconds["bf16"],
                     }
                 )
     table = pd.DataFrame(rows)

@@ -1,5 +1,7 @@
 """`asdflow bench jobs`: per-rule job times read from a Snakemake log."""
 
+import json
+
 import pytest
 
 from asdflow.bench import jobs as bench_jobs
@@ -73,3 +75,28 @@ def test_memory_from_the_benchmark_files_and_the_concurrency_bound(tmp_path, cap
     out = capsys.readouterr().out
     assert "peak RSS of one job: 900 MiB (finetune na_seed0)" in out
     assert "never held more than 1020 MiB together" in out
+
+
+def test_training_jobs_split_into_steps_and_the_rest(tmp_path, capsys):
+    log = tmp_path / ".snakemake/log/run.snakemake.log"
+    log.parent.mkdir(parents=True)
+    log.write_text(LOG)  # its finetune job, 62 s
+    lines = {  # log_every 10, then the last 5 steps
+        "results/finetune/na/seed0/model.metrics.jsonl": [(10, 0.5), (20, 0.25), (25, 0.2)],
+        "results/finetune/ma/seed1/model.metrics.jsonl": [(10, 0.1)],
+        "results/pretrain/dap_full/model.metrics.jsonl": [(10, 2.0)],
+    }
+    for name, entries in lines.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True)
+        path.write_text(
+            "\n".join(json.dumps({"step": s, "loss": 1.0, "seconds_per_step": t}) for s, t in entries)
+            + "\n"
+            + json.dumps({"step": 30, "heldout_ce": 1.0})  # a line without timing counts nothing
+        )
+    steps = bench_jobs.training_step_seconds(tmp_path)
+    assert steps.to_dict() == pytest.approx({"finetune": 5 + 2.5 + 1 + 1, "pretrain_dap": 20})
+    per_rule = bench_jobs.main(None, tmp_path)
+    assert per_rule.loc["finetune", "steps_s"] == pytest.approx(9.5)
+    # pretrain_dap's metrics are not of this log's jobs: only the finetune job counts
+    assert "training jobs: 62 s, of which 10 s in training steps" in capsys.readouterr().out

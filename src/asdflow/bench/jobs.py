@@ -3,11 +3,14 @@ the run's `benchmarks/` folder and prints, per rule, how many jobs ran, their su
 seconds, their CPU seconds and the peak resident memory (RSS) of the largest job, then the run's
 wall time and a bound on its peak host RSS, so that a slow or large `make run` can be traced to
 its stages. Every rule writes `benchmarks/<rule>/<wildcards>.tsv` (Snakemake's `benchmark:`:
-wall seconds, max_rss in MB, cpu_time, ...). Prints figures, asserts nothing about speed.
+wall seconds, max_rss in MB, cpu_time, ...); training jobs also get the seconds spent in their
+training steps (steps_s, from their metric files), the rest being start-up and checkpoints.
+Prints figures, asserts nothing about speed.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime
 from pathlib import Path
@@ -74,6 +77,33 @@ def job_memory(workdir: Path) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["rule", "job", "max_rss_MiB", "cpu_s"])
 
 
+# the training jobs' metric files (train.run_training) and the rules that write them
+_METRICS = {
+    "pretrain_general": "results/pretrain/general/model.metrics.jsonl",
+    "pretrain_dap": "results/pretrain/dap*/model.metrics.jsonl",
+    "finetune": "results/finetune/*/seed*/model.metrics.jsonl",
+}
+
+
+def training_step_seconds(workdir: Path) -> pd.Series:
+    """Per training rule, the seconds its jobs spent in training steps: the sum over their
+    metric lines of seconds_per_step x the steps since the line before. The rest of those
+    jobs' time is start-up (imports, data, model) and checkpoints."""
+    totals = {}
+    for rule, pattern in _METRICS.items():
+        seconds = 0.0
+        for path in Path(workdir).glob(pattern):
+            before = 0
+            for line in path.read_text().splitlines():
+                entry = json.loads(line)
+                if "seconds_per_step" in entry:
+                    seconds += entry["seconds_per_step"] * (entry["step"] - before)
+                    before = entry["step"]
+        if seconds:
+            totals[rule] = seconds
+    return pd.Series(totals, name="steps_s", dtype=float)
+
+
 def max_concurrent(jobs: pd.DataFrame) -> int:
     """The most jobs running at one time (from their start and end stamps)."""
     events = [(t, 1) for t in jobs["start"]] + [(t, -1) for t in jobs["end"]]
@@ -95,13 +125,26 @@ def main(log: Path | None, workdir: Path) -> pd.DataFrame:
         per_rule = per_rule.join(
             memory.groupby("rule").agg(cpu_s=("cpu_s", "sum"), max_rss_MiB=("max_rss_MiB", "max"))
         )
+    steps = training_step_seconds(workdir)
+    steps = steps[steps.index.isin(per_rule.index)]  # the rules this log ran
+    if not steps.empty:
+        per_rule = per_rule.join(steps)
     print(f"Jobs of {log} ({len(jobs)} finished jobs):")
-    print(per_rule.round({"total_s": 0, "mean_s": 1, "share": 3, "cpu_s": 0}).to_string())
+    print(
+        per_rule.round({"total_s": 0, "mean_s": 1, "share": 3, "cpu_s": 0, "steps_s": 0})
+        .to_string(na_rep="")
+    )
     busy = per_rule["total_s"].sum()
     print(
         f"\nwall time {wall:.0f} s ({wall / 60:.1f} min); job time {busy:.0f} s, "
         f"{busy / max(wall, 1e-9):.2f} jobs running on average"
     )
+    if not steps.empty:
+        trained = per_rule.loc[steps.index, "total_s"].sum()
+        print(
+            f"training jobs: {trained:.0f} s, of which {steps.sum():.0f} s in training steps "
+            f"(steps_s) and {trained - steps.sum():.0f} s start-up and checkpoints"
+        )
     if not memory.empty:
         largest = memory.sort_values("max_rss_MiB", ascending=False)
         top = largest.iloc[0]

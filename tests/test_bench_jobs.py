@@ -89,11 +89,9 @@ def test_training_jobs_split_into_steps_and_the_rest(tmp_path, capsys):
     for name, entries in lines.items():
         path = tmp_path / name
         path.parent.mkdir(parents=True)
-        path.write_text(
-            "\n".join(json.dumps({"step": s, "loss": 1.0, "seconds_per_step": t}) for s, t in entries)
-            + "\n"
-            + json.dumps({"step": 30, "heldout_ce": 1.0})  # a line without timing counts nothing
-        )
+        timed = [json.dumps({"step": s, "loss": 1.0, "seconds_per_step": t}) for s, t in entries]
+        untimed = json.dumps({"step": 30, "heldout_ce": 1.0})  # counts nothing
+        path.write_text("\n".join([*timed, untimed]) + "\n")
     steps = bench_jobs.training_step_seconds(tmp_path)
     assert steps.to_dict() == pytest.approx({"finetune": 5 + 2.5 + 1 + 1, "pretrain_dap": 20})
     per_rule = bench_jobs.main(None, tmp_path)

@@ -130,10 +130,8 @@ def main(log: Path | None, workdir: Path) -> pd.DataFrame:
     if not steps.empty:
         per_rule = per_rule.join(steps)
     print(f"Jobs of {log} ({len(jobs)} finished jobs):")
-    print(
-        per_rule.round({"total_s": 0, "mean_s": 1, "share": 3, "cpu_s": 0, "steps_s": 0})
-        .to_string(na_rep="")
-    )
+    rounded = per_rule.round({"total_s": 0, "mean_s": 1, "share": 3, "cpu_s": 0, "steps_s": 0})
+    print(rounded.to_string(na_rep=""))
     busy = per_rule["total_s"].sum()
     print(
         f"\nwall time {wall:.0f} s ({wall / 60:.1f} min); job time {busy:.0f} s, "

@@ -100,7 +100,7 @@ class DropPath(nn.Module):
 
 
 # Where gradients flow through bf16 CPU tensors, attention and the patch convolution compute in
-# float32: torch's CPU kernels for their bf16 backward run 3-6x slower than the float32 ones
+# float32: torch's CPU kernels for their bf16 backward run much slower than the float32 ones
 # (`asdflow bench precision` times both). Same function, more precise; forward-only passes and
 # GPUs keep bf16. A switch only so the benchmark can time the plain bf16 path beside it.
 FLOAT32_CPU_BACKWARD = True
